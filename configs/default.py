@@ -1,0 +1,101 @@
+"""Base config shared by every framedit-jax experiment.
+
+Dataset configs (`configs/taichi128.py`, ...) import `get_config()` from here and override fields.
+Every field can be overridden on the command line, e.g.
+
+  python launch/train.py --config=configs/taichi128.py --workdir=/tmp/w \
+      --config.model.name=FrameDiTG-XL/128-512/2 --config.optim.lr=2e-4
+
+Defaults follow the official FrameDiT configs (../shared/DESIGN.md §5).
+"""
+
+import ml_collections
+
+
+def get_config():
+  """Returns the default ConfigDict (official Taichi-style settings, no dataset)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # ---------------------------------------------------------------- model
+  config.model = m = ml_collections.ConfigDict()
+  m.name = 'FrameDiTH-XL/128-512/2-concat'  # official registry name (framedit_jax.models.get_model)
+  m.num_classes = 0  # 0 = unconditional (official `extras: 1`); >0 = class-conditional
+  m.class_dropout_prob = 0.1
+  m.learn_sigma = True
+  m.dtype = 'bfloat16'  # compute dtype; params stay float32
+  m.attention_kernel = 'einsum'  # 'einsum' (reference) | 'cudnn' (jax.nn.dot_product_attention)
+  m.remat = False  # nn.remat per block
+  m.scan_blocks = False
+
+  # ---------------------------------------------------------------- diffusion
+  config.diffusion = d = ml_collections.ConfigDict()
+  d.diffusion_steps = 1000
+  d.noise_schedule = 'linear'
+  d.learn_sigma = True  # must equal model.learn_sigma
+  d.predict = 'epsilon'  # 'epsilon' | 'x0' | 'v'
+
+  # ---------------------------------------------------------------- data
+  config.data = dd = ml_collections.ConfigDict()
+  dd.dataset = 'taichi_hd'  # TFDS builder name in framedit_jax.data
+  dd.data_dir = ml_collections.FieldReference(None, field_type=str)  # TFDS data_dir (None = TFDS default)
+  dd.manual_dir = ml_collections.FieldReference(None, field_type=str)  # raw downloads for `tfds build`
+  dd.split = 'train'
+  dd.num_frames = 16
+  dd.frame_interval = 3
+  dd.image_size = 256  # pixel resolution (square)
+  dd.use_image_num = 0  # image-video joint training (IMG variants)
+  dd.global_batch_size = 16  # official: local 4 x grad-accum 4 per GPU
+  dd.shuffle_buffer = 256
+  dd.num_parallel_calls = -1  # -1 = tf.data.AUTOTUNE
+  dd.prefetch = 2
+  dd.use_latents = False  # read a latent cache made by launch/prepare_latents.py
+  dd.latents_dir = ml_collections.FieldReference(None, field_type=str)
+
+  # ---------------------------------------------------------------- VAE
+  config.vae = v = ml_collections.ConfigDict()
+  v.name = 'sd'  # 'sd' (AutoencoderKL, sd-vae-ft-ema) | 'identity' (pixel space)
+  v.checkpoint = ml_collections.FieldReference(None, field_type=str)  # diffusers/LDM weights file
+  v.scale_factor = 0.18215
+  v.chunk_size = 16  # frames per VAE call
+  v.dtype = 'float32'
+
+  # ---------------------------------------------------------------- optimisation
+  config.optim = o = ml_collections.ConfigDict()
+  o.lr = 1e-4
+  o.weight_decay = 0.0
+  o.b1 = 0.9
+  o.b2 = 0.999
+  o.eps = 1e-8
+  o.warmup_steps = 0
+  o.clip_max_norm = 0.1
+  o.start_clip_iter = 20_000
+  o.ema_decay = 0.9999
+  o.grad_accum_steps = 1  # micro-batches per step (global batch is split into this many)
+
+  # ---------------------------------------------------------------- training loop
+  config.train = t = ml_collections.ConfigDict()
+  t.num_steps = 1_000_000
+  t.log_every = 100
+  t.ckpt_every = 10_000
+  t.keep = 3  # most recent checkpoints kept
+  t.keep_period = 0  # also keep every N-th step (0 = off)
+  t.sample_every = 0  # 0 = only at the end
+  t.nan_policy = 'halt'  # 'halt' | 'skip'
+
+  # ---------------------------------------------------------------- sampling
+  config.sample = s = ml_collections.ConfigDict()
+  s.sampler = 'ddpm'  # 'ddpm' | 'ddim'
+  s.num_steps = 250  # respacing: DDPM-250 (official) or DDIM-N
+  s.ddim_eta = 0.0
+  s.cfg_scale = 1.0  # >1 enables classifier-free guidance (class-conditional models)
+  s.num_samples = 2
+  s.batch_size = 2
+  s.fps = 8
+
+  # ---------------------------------------------------------------- device mesh
+  config.mesh = mm = ml_collections.ConfigDict()
+  mm.data = -1  # -1 = all remaining devices
+  mm.fsdp = 1
+  mm.frame = 1
+  return config

@@ -1,0 +1,1 @@
+"""framedit-jax: FrameDiT video diffusion transformers in JAX/Flax."""
