@@ -1,0 +1,103 @@
+"""Device mesh and shardings for training and sampling.
+
+The mesh has three named axes (../shared/DESIGN.md §8):
+
+* ``data``  — batch (data parallelism),
+* ``fsdp``  — batch *and* parameter sharding (ZeRO-3 style),
+* ``frame`` — the frame axis T of the video (frame/sequence parallelism).
+
+The batch dimension of every input is sharded over ``('data', 'fsdp')``. Parameters, optimizer state and
+EMA are sharded over ``fsdp`` on their largest divisible dimension (big_vision's ``fsdp`` rule); everything
+else is replicated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+AXES = ('data', 'fsdp', 'frame')
+BATCH_AXES = ('data', 'fsdp')
+
+
+def mesh_shape(mesh_config, num_devices: int) -> tuple[int, int, int]:
+  """Resolves ``mesh.{data,fsdp,frame}`` (``-1`` = all remaining devices) into a concrete shape.
+
+  Raises:
+    ValueError: if more than one axis is -1 or the product does not equal ``num_devices``.
+  """
+  sizes = [int(mesh_config.data), int(mesh_config.fsdp), int(mesh_config.frame)]
+  if sizes.count(-1) > 1:
+    raise ValueError(f'config.mesh: at most one of data/fsdp/frame may be -1, got {sizes}.')
+  known = math.prod(s for s in sizes if s != -1)
+  if -1 in sizes:
+    if num_devices % known:
+      raise ValueError(f'config.mesh: {num_devices} devices are not divisible by the fixed axes {sizes}; '
+                       'choose sizes whose product divides the device count.')
+    sizes[sizes.index(-1)] = num_devices // known
+  if math.prod(sizes) != num_devices:
+    raise ValueError(f'config.mesh: data*fsdp*frame = {math.prod(sizes)} but {num_devices} devices are '
+                     'available; set one axis to -1 or fix the sizes.')
+  return tuple(sizes)
+
+
+def make_mesh(mesh_config, devices=None) -> Mesh:
+  """Builds the ``('data', 'fsdp', 'frame')`` mesh with explicitly ``Auto`` axis types.
+
+  Args:
+    mesh_config: ``config.mesh`` with integer fields ``data``, ``fsdp``, ``frame``.
+    devices: optional device list (default ``jax.devices()``).
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  shape = mesh_shape(mesh_config, len(devices))
+  dev = np.asarray(devices).reshape(shape)
+  return Mesh(dev, AXES, axis_types=(AxisType.Auto,) * len(AXES))
+
+
+def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+  """Sharding for a host batch array of rank ``ndim``: leading axis over ``('data', 'fsdp')``."""
+  return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def fsdp_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int = 2**14) -> P:
+  """Shards the largest dimension divisible by ``fsdp_size`` over ``fsdp`` (small arrays replicated)."""
+  if fsdp_size <= 1 or math.prod(shape) < min_size:
+    return P()
+  for axis in np.argsort(shape)[::-1]:
+    if shape[axis] % fsdp_size == 0:
+      spec = [None] * len(shape)
+      spec[axis] = 'fsdp'
+      return P(*spec)
+  return P()
+
+
+def state_shardings(mesh: Mesh, abstract_state: Any) -> Any:
+  """NamedShardings for a (abstract) state pytree: fsdp rule on arrays of rank >= 1, replicate scalars."""
+  fsdp = mesh.shape['fsdp']
+
+  def one(x):
+    shape = tuple(getattr(x, 'shape', ()))
+    return NamedSharding(mesh, fsdp_spec(shape, fsdp) if shape else P())
+
+  return jax.tree.map(one, abstract_state)
+
+
+def host_to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles process-local batch slices into global arrays sharded on the batch axes.
+
+  Each process passes its own slice ``(B_local, ...)``; the global batch is ``B_local * process_count``.
+  """
+  out = {}
+  for k, v in batch.items():
+    v = np.asarray(v)
+    sharding = batch_sharding(mesh, v.ndim)
+    out[k] = jax.make_array_from_process_local_data(sharding, v)
+  return out

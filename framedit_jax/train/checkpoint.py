@@ -1,0 +1,109 @@
+"""Orbax checkpointing: async, atomic, auto-resume, restore into the current mesh's shardings.
+
+A checkpoint directory ``<workdir>/checkpoints/<step>/`` holds three items:
+
+* ``state``  — the ``TrainState`` pytree (params, opt_state, ema_params, step, rng), ``StandardSave``;
+* ``data``   — the input iterator position (JSON), so a resumed run sees exactly the batches it would have;
+* ``config`` — the run's config as JSON, for humans and for ``launch/sample.py``.
+
+Orbax writes each step into a temporary directory and renames it when complete, so a process killed
+mid-save (even ``kill -9``) leaves the previous step as the latest readable checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from etils import epath
+
+
+def _to_abstract(tree: Any, shardings: Any | None) -> Any:
+  if shardings is None:
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+class Checkpointer:
+  """Thin wrapper around one ``ocp.CheckpointManager`` with composite items.
+
+  Args:
+    directory: where step directories live (created if missing).
+    keep: number of most recent checkpoints to keep (``config.train.keep``).
+    keep_period: additionally keep every step divisible by this (0 = off; ``config.train.keep_period``).
+    async_save: save in a background thread (``wait()`` before exit).
+  """
+
+  def __init__(self, directory: str, *, keep: int = 3, keep_period: int = 0, async_save: bool = True):
+    self.directory = epath.Path(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        keep_period=keep_period or None,
+        enable_async_checkpointing=async_save,
+        create=True,
+    )
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_names=('state', 'data', 'config'))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, data_state: dict | None = None, config: Any = None,
+           force: bool = True) -> bool:
+    """Starts an (async) save of ``state`` at ``step``. Returns whether a save was started."""
+    config_json = json.loads(config.to_json_best_effort()) if config is not None else {}
+    return self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=ocp.args.JsonSave(data_state or {}),
+            config=ocp.args.JsonSave(config_json),
+        ),
+        force=force,
+    )
+
+  def restore(self, target: Any, shardings: Any | None = None, step: int | None = None
+              ) -> tuple[Any, dict]:
+    """Restores ``(state, data_state)`` of ``step`` (default latest) into ``target``'s structure.
+
+    Args:
+      target: a concrete or abstract pytree with the state's structure, shapes and dtypes.
+      shardings: the shardings the restored arrays get (the *current* mesh, so a run can resume on a
+        different device count). None keeps ``target``'s own shardings.
+    Raises:
+      FileNotFoundError: if there is no checkpoint.
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    abstract = _to_abstract(target, shardings)
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+    return restored.state, dict(restored.data or {})
+
+  def restore_config(self, step: int | None = None) -> dict:
+    """The config JSON saved with ``step`` (default latest)."""
+    step = self.latest_step() if step is None else step
+    restored = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return dict(restored.config or {})
+
+  def reached_preemption(self, step: int) -> bool:
+    """True when the cluster announced a preemption (multi-host sync point), see orbax docs."""
+    return self._manager.reached_preemption(step)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(workdir, 'checkpoints')

@@ -1,0 +1,135 @@
+"""The jitted train step: hybrid diffusion loss, gradient accumulation, clip, AdamW, EMA, NaN guard."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from framedit_jax.train.optimizer import learning_rate_schedule
+from framedit_jax.train.state import TrainState, ema_update
+
+
+def drop_labels(key: jax.Array, y: jax.Array, num_classes: int, prob: float) -> jax.Array:
+  """Replaces each label by the null label ``num_classes`` with probability ``prob`` (CFG training).
+
+  Done here rather than inside the model so that the draw is per *global* batch element and gradient
+  accumulation gives the same result as one large batch.
+  """
+  drop = jax.random.uniform(key, y.shape) < prob
+  return jnp.where(drop, num_classes, y)
+
+
+def _split_micro(x: jax.Array, k: int) -> jax.Array:
+  if x.shape[0] % k:
+    raise ValueError(f'config.optim.grad_accum_steps={k} must divide the batch size {x.shape[0]}.')
+  return x.reshape((k, x.shape[0] // k) + x.shape[1:])
+
+
+def loss_and_grads(params, model: nn.Module, diffusion, x0, t, noise, y, *, grad_accum_steps: int = 1):
+  """Mean hybrid loss over the batch and its gradient, accumulated over ``grad_accum_steps`` micro-batches.
+
+  Args:
+    params: model parameters.
+    model: a framedit_jax model (``apply(x_t, t, y)`` -> ``(B, T, H, W, C_out)``).
+    diffusion: a ``framedit_jax.diffusion`` object (``training_losses``).
+    x0: clean latents ``(B, T, H, W, C)``.
+    t: int32 ``(B,)`` timesteps; noise: ``(B, T, H, W, C)``; y: int32 ``(B,)`` labels or None.
+    grad_accum_steps: number of equal micro-batches; the result equals the single-batch one (up to float
+      summation order) because t, noise and label dropout are drawn for the whole batch beforehand.
+
+  Returns:
+    ``(grads, metrics)`` where metrics holds batch means of ``loss``, ``mse`` and ``vb``.
+  """
+
+  def micro_loss(p, x0_m, t_m, noise_m, y_m):
+    model_fn = lambda x_t, tt: model.apply({'params': p}, x_t, tt, y=y_m)
+    terms = diffusion.training_losses(model_fn, x0_m, t_m, noise=noise_m)
+    loss = jnp.mean(terms['loss'])
+    return loss, {k: jnp.mean(terms[k]) for k in ('loss', 'mse', 'vb') if k in terms}
+
+  grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+  if grad_accum_steps == 1:
+    (_, metrics), grads = grad_fn(params, x0, t, noise, y)
+    return grads, metrics
+
+  k = grad_accum_steps
+  micro = (_split_micro(x0, k), _split_micro(t, k), _split_micro(noise, k),
+           None if y is None else _split_micro(y, k))
+
+  def body(carry, inputs):
+    g_acc, m_acc = carry
+    x0_m, t_m, n_m, y_m = inputs
+    (_, m), g = grad_fn(params, x0_m, t_m, n_m, y_m)
+    return (jax.tree.map(jnp.add, g_acc, g), jax.tree.map(jnp.add, m_acc, m)), None
+
+  zeros_g = jax.tree.map(jnp.zeros_like, params)
+  zeros_m = jax.eval_shape(lambda: grad_fn(params, *[None if a is None else a[0] for a in micro])[0][1])
+  zeros_m = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_m)
+  (g_sum, m_sum), _ = jax.lax.scan(body, (zeros_g, zeros_m), micro)
+  return jax.tree.map(lambda g: g / k, g_sum), jax.tree.map(lambda m: m / k, m_sum)
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Module, diffusion,
+               optimizer: optax.GradientTransformation, config) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer update.
+
+  Args:
+    state: the current ``TrainState``.
+    batch: ``{"video": (B, T, H, W, C) latents (already VAE-encoded and scaled), "label": int32 (B,)}``.
+    model, diffusion, optimizer: static collaborators.
+    config: the full config (static): uses ``model.num_classes``, ``model.class_dropout_prob``,
+      ``optim.grad_accum_steps``, ``optim.ema_decay``, ``train.nan_policy``.
+
+  Returns:
+    ``(new_state, metrics)``; metrics are scalars: loss, mse, vb, grad_norm, param_norm, update_norm,
+    finite (1.0 if loss and grads are finite). With ``nan_policy='skip'`` a non-finite step leaves the
+    state unchanged except ``step`` (the loop halts on it with ``'halt'``).
+  """
+  x0 = batch['video'].astype(jnp.float32)
+  b = x0.shape[0]
+  key = jax.random.fold_in(state.rng, state.step)
+  k_t, k_noise, k_drop = jax.random.split(key, 3)
+  t = jax.random.randint(k_t, (b,), 0, diffusion.num_timesteps)
+  noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
+  y = None
+  if config.model.num_classes > 0:
+    y = drop_labels(k_drop, batch['label'].astype(jnp.int32), config.model.num_classes,
+                    config.model.class_dropout_prob)
+
+  grads, metrics = loss_and_grads(state.params, model, diffusion, x0, t, noise, y,
+                                  grad_accum_steps=config.optim.grad_accum_steps)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema_params = ema_update(state.ema_params, params, config.optim.ema_decay)
+
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm)
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params)
+  if config.train.nan_policy == 'skip':
+    keep_old = lambda new, old: jnp.where(finite, new, old)
+    new_state = new_state.replace(
+        params=jax.tree.map(keep_old, new_state.params, state.params),
+        opt_state=jax.tree.map(keep_old, new_state.opt_state, state.opt_state),
+        ema_params=jax.tree.map(keep_old, new_state.ema_params, state.ema_params))
+
+  metrics = dict(metrics)
+  metrics.update(grad_norm=grad_norm, param_norm=optax.global_norm(params),
+                 update_norm=optax.global_norm(updates), finite=finite.astype(jnp.float32),
+                lr=learning_rate_schedule(config.optim)(state.step))
+  return new_state, metrics
+
+
+def make_train_step(model, diffusion, optimizer, config, *, state_shardings=None, batch_shardings=None
+                    ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+  """``jax.jit`` of ``train_step`` with the state donated and shardings pinned (if given)."""
+  fn = functools.partial(train_step, model=model, diffusion=diffusion, optimizer=optimizer, config=config)
+  kwargs = {}
+  if state_shardings is not None:
+    kwargs['in_shardings'] = (state_shardings, batch_shardings)
+    kwargs['out_shardings'] = (state_shardings, None)
+  return jax.jit(fn, donate_argnums=0, **kwargs)

@@ -1,0 +1,40 @@
+"""Train (or resume) a FrameDiT / Latte video diffusion model.
+
+  python launch/train.py --config=configs/demo.py --workdir=/tmp/demo
+  python launch/train.py --config=configs/taichi128.py --workdir=W --config.data.data_dir=D
+
+A second run with the same --workdir resumes from its latest checkpoint.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a get_config() file.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, TensorBoard logs and samples.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  del argv
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')  # keep TF (tf.data) off the accelerators
+  import jax  # pylint: disable=g-import-not-at-top
+  if os.environ.get('JAX_COORDINATOR_ADDRESS') or os.environ.get('SLURM_NTASKS', '1') != '1':
+    jax.distributed.initialize()
+  from framedit_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  try:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (FileNotFoundError, ValueError, FloatingPointError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  app.run(main)
