@@ -103,3 +103,94 @@ def video_grid(videos: np.ndarray, cols: int | None = None, pad: int = 1) -> np.
     r, col = divmod(i, cols)
     canvas[:, r * (h + pad):r * (h + pad) + h, col * (w + pad):col * (w + pad) + w] = videos[i]
   return canvas
+
+
+def load_params_for_sampling(config, workdir: str | None, checkpoint: str | None, model, latent_shape,
+                             mesh=None):
+  """EMA params of the latest training checkpoint in ``workdir``, or the params of a converted checkpoint.
+
+  Args:
+    workdir: a training workdir (``<workdir>/checkpoints``); its EMA weights are used.
+    checkpoint: alternatively, a directory written by ``launch/convert_checkpoint.py`` (``{'params': ...}``).
+  Raises:
+    FileNotFoundError: no checkpoint found (one line naming the directory).
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.loop import init_state  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
+  from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+
+  mesh = mesh or mesh_lib.make_mesh(config.mesh)
+  if checkpoint:
+    path = os.path.abspath(checkpoint)
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'--checkpoint {path} does not exist; write one with launch/convert_checkpoint.py.')
+    restored = ocp.StandardCheckpointer().restore(path)
+    return restored['params'] if 'params' in restored else restored
+  ckpt = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir), async_save=False)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f'No checkpoint in {ckpt.directory}; train first or pass --checkpoint.')
+  optimizer = make_optimizer(config.optim)
+  abstract = jax.eval_shape(lambda: init_state(config, model, optimizer, mesh, latent_shape)[0])
+  shardings = mesh_lib.state_shardings(mesh, abstract)
+  state, _ = ckpt.restore(abstract, shardings)
+  ckpt.close()
+  return state.ema_params
+
+
+def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoint: str | None = None,
+                  num_samples: int | None = None, batch_size: int | None = None, labels=None,
+                  seed: int = 0) -> list[str]:
+  """Samples ``num_samples`` videos in batches and streams them to ``out_dir`` as numbered mp4s + a grid.
+
+  Memory is bounded by one batch: each batch is decoded and written before the next is sampled.
+
+  Args:
+    config: the run config (model, data, vae, diffusion, sample fields).
+    out_dir: destination; files ``000000.mp4, 000001.mp4, ...`` and ``grid.mp4``.
+    workdir / checkpoint: where the weights come from (see ``load_params_for_sampling``).
+    num_samples, batch_size: default ``config.sample.num_samples`` / ``config.sample.batch_size``.
+    labels: int class labels (cycled) for class-conditional models; default ``arange % num_classes``.
+    seed: batch ``i`` uses ``fold_in(PRNGKey(seed), i)``, so results do not depend on the batch split order.
+  Returns:
+    the written per-video paths.
+  """
+  from framedit_jax.train.loop import build_model  # pylint: disable=g-import-not-at-top
+  from framedit_jax.vae import load_vae  # pylint: disable=g-import-not-at-top
+  from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+
+  num_samples = int(num_samples or config.sample.num_samples)
+  batch_size = int(batch_size or config.sample.batch_size)
+  vae = load_vae(config.vae)
+  latent_size = config.data.image_size // vae.downsample
+  latent_shape = (config.data.num_frames + config.data.use_image_num, latent_size, latent_size,
+                  vae.latent_channels)
+  model = build_model(config, vae.latent_channels, latent_size)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  with jax.set_mesh(mesh):
+    params = load_params_for_sampling(config, workdir, checkpoint, model, latent_shape, mesh)
+  diffusion = sampling_diffusion(config)
+  sampler = make_sampler(model, diffusion, config, (batch_size,) + latent_shape)
+  nc = int(config.model.num_classes)
+  if nc > 0:
+    labels = np.resize(np.asarray(labels if labels is not None else np.arange(num_samples) % nc), num_samples)
+  os.makedirs(out_dir, exist_ok=True)
+  paths, grid = [], []
+  key = jax.random.PRNGKey(seed)
+  for b, start in enumerate(range(0, num_samples, batch_size)):
+    n = min(batch_size, num_samples - start)
+    y = None
+    if nc > 0:
+      y = np.resize(labels[start:start + n], batch_size)
+    with jax.set_mesh(mesh):
+      videos = generate(model, params, diffusion, config, jax.random.fold_in(key, b), batch_size,
+                        latent_shape=latent_shape, labels=y, vae=None if config.vae.name == 'identity' else vae,
+                        sampler=sampler)[:n, :config.data.num_frames]
+    for i, v in enumerate(videos):
+      paths.append(write_mp4(os.path.join(out_dir, f'{start + i:06d}.mp4'), v, config.sample.fps))
+    if len(grid) < 16:
+      grid.extend(list(videos[:16 - len(grid)]))
+    print(f'sampled {start + n}/{num_samples} videos -> {out_dir}', flush=True)
+  write_mp4(os.path.join(out_dir, 'grid.mp4'), video_grid(np.stack(grid)), config.sample.fps)
+  return paths
