@@ -1,0 +1,143 @@
+"""The video diffusion transformer shared by Latte, DiT3D, FrameDiT-G and FrameDiT-H (DESIGN.md §2-3).
+
+Layout: `x (B, T, H, W, C)` -> patch embed `(B, T, N, D)` + 2-D sin-cos -> blocks -> final layer -> unpatchify.
+  * temporal='local' (Latte), 'matrix' (FrameDiT-G), 'hybrid' (FrameDiT-H): even blocks are spatial, odd blocks
+    temporal; the 1-D temporal embedding is added once, after the first spatial block, to the video frames.
+  * temporal='full3d' (DiT3D): the temporal embedding is added right after the patch embedding and every block
+    attends over all T*N tokens.
+  * use_image_num > 0 (IMG variants): the last `use_image_num` frames are images. Spatial blocks and the final
+    layer see every frame; temporal blocks see only the first `num_frames` (the images are sliced off).
+
+Official files: `models/latte.py`, `latte_img.py`, `dit3d.py`, `framedit_g.py`, `framedit_g_img.py`,
+`framedit_h.py`, `framedit_h_img.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from framedit_jax.models.blocks import DiTBlock, FinalLayer
+from framedit_jax.models.embeddings import (LabelEmbedder, PatchEmbed, TimestepEmbedder, get_1d_sincos_temp_embed,
+                                            get_2d_sincos_pos_embed)
+
+TEMPORAL_DESIGNS = ('local', 'matrix', 'hybrid', 'full3d')
+
+
+def unpatchify(x: jax.Array, grid: tuple[int, int], patch_size: int, channels: int) -> jax.Array:
+  """`(B, T, h*w, p*p*C)` -> `(B, T, h*p, w*p, C)` (inverse of the row-major patch embedding)."""
+  b, t = x.shape[:2]
+  h, w = grid
+  p = patch_size
+  x = x.reshape(b, t, h, w, p, p, channels)
+  x = jnp.transpose(x, (0, 1, 2, 4, 3, 5, 6))
+  return x.reshape(b, t, h * p, w * p, channels)
+
+
+class VideoDiT(nn.Module):
+  """Latte / DiT3D / FrameDiT-G / FrameDiT-H backbone (build it with `framedit_jax.models.get_model`).
+
+  Call:
+    `module.apply({'params': p}, x, t, y=None, train=False, y_image=None, rngs={'dropout': key})`
+    x: `(B, T, H, W, C)` float, T = num_frames + use_image_num, H = W = input_size, C = in_channels.
+    t: `(B,)` int timesteps 0..999.
+    y: `(B,)` int labels in [0, num_classes] (num_classes = null label); required iff num_classes > 0.
+    train: applies label dropout (p = class_dropout_prob, 'dropout' rng).
+    y_image: optional `(B, use_image_num)` labels of the image frames (IMG training); defaults to y.
+  Returns float32 `(B, T, H, W, 2C)` if learn_sigma (eps then the variance interpolant) else `(B, T, H, W, C)`.
+  """
+  temporal: str = 'local'
+  input_size: int = 32
+  patch_size: int = 2
+  in_channels: int = 4
+  hidden_size: int = 1152
+  depth: int = 28
+  num_heads: int = 16
+  mlp_ratio: float = 4.0
+  num_frames: int = 16
+  use_image_num: int = 0
+  num_classes: int = 0
+  class_dropout_prob: float = 0.1
+  learn_sigma: bool = True
+  qk_col_dim: int = 128
+  v_col_dim: int = 512
+  num_col_heads: int = 64
+  u_type: str = 'param'
+  fuse_mode: str = 'concat'
+  dtype: Any = jnp.float32
+  attention_kernel: str = 'einsum'
+  remat: bool = False
+
+  @property
+  def out_channels(self) -> int:
+    return self.in_channels * 2 if self.learn_sigma else self.in_channels
+
+  def _check_inputs(self, x: jax.Array, t: jax.Array, y: jax.Array | None) -> None:
+    if x.ndim != 5:
+      raise ValueError(f'x must be (B, T, H, W, C), got shape {x.shape}.')
+    b, frames, h, w, c = x.shape
+    if frames != self.num_frames + self.use_image_num:
+      raise ValueError(f'x has T={frames} frames but num_frames + use_image_num = '
+                       f'{self.num_frames} + {self.use_image_num}; set num_frames/use_image_num to match.')
+    if h != self.input_size or w != self.input_size:
+      raise ValueError(f'x has H, W = {h}, {w} but input_size = {self.input_size}; pass input_size=H to get_model.')
+    if c != self.in_channels:
+      raise ValueError(f'x has C={c} channels but in_channels = {self.in_channels}.')
+    if t.shape != (b,):
+      raise ValueError(f't must have shape (B,) = ({b},), got {t.shape}.')
+    if self.num_classes > 0 and y is None:
+      raise ValueError(f'y (class labels) is required: the model is class-conditional (num_classes={self.num_classes}).')
+
+  @nn.compact
+  def __call__(self, x: jax.Array, t: jax.Array, y: jax.Array | None = None, train: bool = False,
+               y_image: jax.Array | None = None) -> jax.Array:
+    self._check_inputs(x, t, y)
+    if self.temporal not in TEMPORAL_DESIGNS:
+      raise ValueError(f'temporal must be one of {TEMPORAL_DESIGNS}, got {self.temporal!r}.')
+    d, p = self.hidden_size, self.patch_size
+    grid = (self.input_size // p, self.input_size // p)
+    tv = self.num_frames
+
+    h = PatchEmbed(d, p, self.dtype, name='x_embedder')(x)  # (B, T, N, D)
+    h = h + jnp.asarray(get_2d_sincos_pos_embed(d, grid[0]))[None, None]
+    temp_embed = jnp.asarray(get_1d_sincos_temp_embed(d, tv))[None, :, None, :]  # (1, Tv, 1, D)
+
+    c = TimestepEmbedder(d, name='t_embedder')(t)  # (B, D)
+    c_spatial = c_temporal = c
+    if self.num_classes > 0:
+      y_embedder = LabelEmbedder(self.num_classes, d, self.class_dropout_prob, name='y_embedder')
+      y_emb = y_embedder(y, train)
+      c_temporal = c + y_emb
+      c_spatial = c_temporal
+      if self.use_image_num and y_image is not None:
+        y_all = jnp.concatenate([jnp.broadcast_to(y_emb[:, None], (y_emb.shape[0], tv, d)),
+                                 y_embedder(y_image, train)], axis=1)
+        c_spatial = c[:, None, :] + y_all  # (B, T, D): per-frame conditioning
+
+    block_cls = nn.remat(DiTBlock) if self.remat else DiTBlock
+    make = lambda i, mixer: block_cls(
+        d, self.num_heads, mixer, self.mlp_ratio, self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.u_type,
+        self.fuse_mode, self.dtype, self.attention_kernel, name=f'blocks_{i}')
+
+    if self.temporal == 'full3d':
+      if self.use_image_num:
+        raise ValueError('use_image_num > 0 is not supported by DiT3D (full3d); use a Latte/FrameDiT IMG model.')
+      h = h + temp_embed
+      for i in range(self.depth):
+        h = make(i, 'full3d')(h, c_spatial)
+    else:
+      for i in range(self.depth):
+        if i % 2 == 0:
+          h = make(i, 'spatial')(h, c_spatial)
+          continue
+        video, images = h[:, :tv], h[:, tv:]
+        if i == 1:
+          video = video + temp_embed
+        video = make(i, self.temporal)(video, c_temporal)
+        h = jnp.concatenate([video, images], axis=1) if self.use_image_num else video
+
+    out = FinalLayer(d, p, self.out_channels, self.dtype, name='final_layer')(h, c_spatial)
+    return unpatchify(out, grid, p, self.out_channels)
