@@ -75,6 +75,23 @@ def list_frame_files(folder):
   return sorted(names, key=frame_sort_key)
 
 
+def _has_container_header(path):
+  """True when the file starts like an mp4/mov, avi or mkv/webm container."""
+  with open(path, 'rb') as f:
+    head = f.read(12)
+  return (head[4:8] == b'ftyp' or (head[:4] == b'RIFF' and head[8:12] == b'AVI ')
+          or head[:4] == b'\x1a\x45\xdf\xa3')
+
+
+def _riff_truncated(path):
+  """True when an avi's RIFF header declares more bytes than the file holds."""
+  with open(path, 'rb') as f:
+    head = f.read(12)
+  if head[:4] != b'RIFF' or head[8:12] != b'AVI ':
+    return False
+  return int.from_bytes(head[4:8], 'little') + 8 > os.path.getsize(path)
+
+
 def read_video_file(path, short_side=None, min_frames=1):
   """Decodes all frames of a video file with PyAV.
 
@@ -91,11 +108,10 @@ def read_video_file(path, short_side=None, min_frames=1):
     raise SkipVideo('empty', path)
   try:
     container = av.open(path)
-  except av.error.InvalidDataError as e:
-    reason = 'truncated' if 'moov atom' in str(e) else 'corrupt'
-    raise SkipVideo(reason, f'{path}: {e}') from e
   except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-    raise SkipVideo('corrupt', f'{path}: {e}') from e
+    # A recognised container header that fails to open means the file was cut (e.g. mp4 without its moov).
+    reason = 'truncated' if _has_container_header(path) else 'corrupt'
+    raise SkipVideo(reason, f'{path}: {e}') from e
   with container:
     if not container.streams.video:
       raise SkipVideo('no_video_stream', path)
@@ -123,7 +139,7 @@ def read_video_file(path, short_side=None, min_frames=1):
   if not frames:
     raise SkipVideo('corrupt', f'{path}: no decodable frame')
   # A file cut short whose index still declares the full length (e.g. avi, faststart mp4).
-  if declared and len(frames) < declared - 2:
+  if (declared and len(frames) < declared - 2) or _riff_truncated(path):
     raise SkipVideo('truncated', f'{path}: {len(frames)} of {declared} declared frames')
   if len(frames) < min_frames:
     raise SkipVideo('too_short', f'{path}: {len(frames)} frames < {min_frames}')
