@@ -1,0 +1,251 @@
+"""Latent cache: VAE posterior parameters of whole videos on disk, and a batch iterator over them.
+
+What is cached (as the official `preprocess_latent.py`): every frame of every video of a split
+(frame_interval 1, the whole video), after the dataset's deterministic spatial transform to
+`data.image_size`, encoded independently; the posterior parameters [mean | logvar] (unscaled, logvar
+clamped to [-30, 20]) are stored, not a sample. Datasets trained with a random horizontal flip also get the
+moments of the mirrored video (official `--flip`). Clips are cut at training time, so one cache serves any
+`num_frames` / `frame_interval`, and a fresh posterior sample is drawn for every clip.
+
+On-disk format (`<data.latents_dir>/<split>/`):
+  index.json         {'format': 'framedit_latent_cache', 'version': 1, 'latent_shape': [h, w, C],
+                      'dtype', 'scale_factor', 'image_size', 'dataset', 'split', 'spatial_mode',
+                      'vae': {...}, 'videos': [{'label', 'num_frames', 'shard', 'offset',
+                      'flip_shard', 'flip_offset'}, ...]}   (videos in the TFDS split's example order)
+  shard-00000.npy    (F, h, w, 2C) float32|float16: the frames of consecutive videos, [mean | logvar]
+Shards are memory-mapped, so a clip reads only its own frames.
+
+Batches follow the pixel pipeline (`framedit_jax.data.pipeline`) exactly: global batch `step` covers stream
+positions [step * G, (step + 1) * G), the epoch order is `epoch_permutation(seed, epoch)`, and position q
+draws its window start, flip and joint-training images from `example_rng(seed, 0, q)` in the same order. The
+same config therefore selects the same clips of the same videos as in pixel space; the posterior noise
+comes from the separate stream `example_rng(seed, 2, q)`.
+"""
+
+import json
+import os
+
+from absl import logging
+import numpy as np
+
+from framedit_jax.data import sampling
+from framedit_jax.vae import distribution
+
+FORMAT, VERSION = 'framedit_latent_cache', 1
+INDEX_FILE = 'index.json'
+# dataset -> (temporal mode, random flip, labelled); mirrors framedit_jax.data.pipeline.DATASET_RULES.
+_FALLBACK_RULES = {'faceforensics': ('linspace', True, False), 'ucf101': ('linspace', True, True),
+                   'ucf101_videos': ('linspace', True, True), 'sky_timelapse': ('stride', False, False)}
+
+
+def split_dir(latents_dir, split):
+  return os.path.join(latents_dir, split.replace('/', '_'))
+
+
+class LatentCacheWriter:
+  """Appends per-video moments to `.npy` shards and writes `index.json` on `close()`.
+
+  Args:
+    directory: output folder (the `<latents_dir>/<split>` of a cache); created if missing.
+    metadata: JSON-able dict merged into index.json (scale_factor, image_size, dataset, vae, ...).
+    dtype: 'float32' (default, exact) or 'float16' (half the disk).
+    shard_frames: a shard is closed once it holds at least this many frames (videos never straddle shards).
+  """
+
+  def __init__(self, directory, metadata, dtype='float32', shard_frames=2048):
+    if dtype not in ('float32', 'float16'):
+      raise ValueError(f'latent cache dtype must be float32 or float16, got {dtype!r}.')
+    os.makedirs(directory, exist_ok=True)
+    self.directory, self.dtype, self.shard_frames = directory, dtype, int(shard_frames)
+    self.meta = dict(metadata)
+    self.videos, self.shards = [], []
+    self._buf, self._buf_frames, self.latent_shape = [], 0, None
+
+  def _append(self, moments):
+    """Buffers `(T, h, w, 2C)` moments; returns (shard index, frame offset)."""
+    if self.latent_shape is None:
+      self.latent_shape = list(moments.shape[1:-1]) + [moments.shape[-1] // 2]
+    elif list(moments.shape[1:-1]) + [moments.shape[-1] // 2] != self.latent_shape:
+      raise ValueError(f'latent shape {moments.shape[1:]} differs from the cache {self.latent_shape}.')
+    loc = (len(self.shards), self._buf_frames)
+    self._buf.append(np.asarray(moments, self.dtype))
+    self._buf_frames += len(moments)
+    return loc
+
+  def _flush(self):
+    if self._buf:
+      name = f'shard-{len(self.shards):05d}.npy'
+      np.save(os.path.join(self.directory, name), np.concatenate(self._buf))
+      self.shards.append(name)
+      self._buf, self._buf_frames = [], 0
+
+  def add(self, mean, logvar, label=0, flip_mean=None, flip_logvar=None, **extra):
+    """Stores one video: mean/logvar `(T, h, w, C)` float (unscaled), optional mirrored-video moments."""
+    entry = dict(extra, label=int(label), num_frames=int(len(mean)))
+    entry['shard'], entry['offset'] = self._append(np.concatenate([mean, logvar], -1))
+    if flip_mean is not None:
+      entry['flip_shard'], entry['flip_offset'] = self._append(np.concatenate([flip_mean, flip_logvar], -1))
+    self.videos.append(entry)
+    if self._buf_frames >= self.shard_frames:
+      self._flush()
+
+  def close(self):
+    """Writes the remaining shard and index.json (written last: a cache without it is incomplete)."""
+    self._flush()
+    index = dict(self.meta, format=FORMAT, version=VERSION, dtype=self.dtype, latent_shape=self.latent_shape,
+                 shards=self.shards, videos=self.videos)
+    tmp = os.path.join(self.directory, INDEX_FILE + '.tmp')
+    with open(tmp, 'w') as f:
+      json.dump(index, f)
+    os.replace(tmp, os.path.join(self.directory, INDEX_FILE))
+    return index
+
+
+def read_index(directory):
+  """Loads and checks index.json. Raises FileNotFoundError (one line, with the command to build it)."""
+  path = os.path.join(directory, INDEX_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path} not found: build the latent cache with python launch/prepare_latents.py '
+                            '--config=<config> --split=<split> (writes <data.latents_dir>/<split>/).')
+  with open(path) as f:
+    index = json.load(f)
+  if index.get('format') != FORMAT or index.get('version') != VERSION:
+    raise ValueError(f'{path}: not a {FORMAT} v{VERSION} index (format={index.get("format")!r}).')
+  return index
+
+
+def _rules(config, dataset):
+  try:
+    from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+    _, temporal, _, flip, labelled = pipeline.DATASET_RULES[dataset.split('/')[0]]
+  except (ImportError, KeyError):
+    temporal, flip, labelled = _FALLBACK_RULES.get(dataset.split('/')[0], ('stride', True, False))
+  d = config.data
+  return (d.get('temporal_mode', None) or temporal, bool(d.get('random_flip', flip)),
+          labelled or bool(d.get('label_subfolders', False)))
+
+
+class LatentBatchIterator:
+  """Host-local batches of scaled latent clips, a pure function of (seed, step, process_index).
+
+  Batch: {'video': float32 (B, T, h, w, C) = z * scale_factor, z ~ N(mean, exp(logvar)) (or the mean with
+  `data.latent_sample=False`), 'label': int32 (B,)}, T = num_frames + use_image_num, B = G // process_count.
+  State: {'step', 'seed', 'dataset', 'split', 'num_examples', 'process_index'} (same keys as the pixel
+  iterator), JSON-able.
+  """
+
+  def __init__(self, config, split, *, process_index=0, process_count=1):
+    d = config.data
+    if d.global_batch_size % process_count:
+      raise ValueError(f'data.global_batch_size={d.global_batch_size} is not divisible by process_count='
+                       f'{process_count}')
+    if not d.get('latents_dir', None):
+      raise ValueError('data.use_latents is set but data.latents_dir is empty: point it at the folder given to '
+                       'launch/prepare_latents.py --config.data.latents_dir=...')
+    self.directory = split_dir(d.latents_dir, split)
+    self.index = read_index(self.directory)
+    self.videos = self.index['videos']
+    self.name, self.split = self.index.get('dataset', d.dataset), split
+    if self.index.get('image_size') not in (None, int(d.image_size)):
+      raise ValueError(f'{self.directory} was built at image_size={self.index["image_size"]}, config has '
+                       f'data.image_size={d.image_size}: rebuild the cache or fix the config.')
+    if not self.videos:
+      raise ValueError(f'{self.directory} holds no videos.')
+    self.seed = int(config.seed)
+    self.global_batch = int(d.global_batch_size)
+    self.local_batch = self.global_batch // process_count
+    self.process_index = process_index
+    self.num_frames, self.frame_interval = int(d.num_frames), int(d.frame_interval)
+    self.use_image_num = int(d.get('use_image_num', 0) or 0)
+    self.temporal, self.flip, self.labelled = _rules(config, self.name)
+    if self.temporal not in sampling.TEMPORAL_MODES:
+      raise ValueError(f'data.temporal_mode={self.temporal!r}: use one of {sampling.TEMPORAL_MODES}')
+    self.sample = bool(d.get('latent_sample', True))
+    self.scale_factor = float(config.vae.get('scale_factor', self.index.get('scale_factor', 0.18215)))
+    if 'scale_factor' in self.index and abs(self.index['scale_factor'] - self.scale_factor) > 1e-9:
+      logging.warning('latent cache was built with scale_factor %s, config.vae.scale_factor is %s (used).',
+                      self.index['scale_factor'], self.scale_factor)
+    self._shards = [np.load(os.path.join(self.directory, s), mmap_mode='r') for s in self.index['shards']]
+    self._perm = (None, None)
+    self._step = 0
+
+  def __len__(self):
+    return len(self.videos)
+
+  def _video_index(self, position):
+    epoch, i = divmod(position, len(self.videos))
+    if self._perm[0] != epoch:
+      self._perm = (epoch, sampling.epoch_permutation(self.seed, epoch, len(self.videos)))
+    return int(self._perm[1][i])
+
+  def _frames(self, entry, idx, flip):
+    shard, offset = (entry['flip_shard'], entry['flip_offset']) if flip else (entry['shard'], entry['offset'])
+    return np.asarray(self._shards[shard][offset + np.asarray(idx, np.int64)], np.float32)
+
+  def example(self, position):
+    """(moments (T, h, w, 2C) float32, label int) of stream position `position` (the pixel pipeline's clip)."""
+    rng = sampling.example_rng(self.seed, 0, position)
+    entry = self.videos[self._video_index(position)]
+    n = entry['num_frames']
+    start = sampling.window_start(rng, n, self.num_frames * self.frame_interval)
+    idx = sampling.clip_indices(start, n, self.num_frames, self.frame_interval, self.temporal)
+    flip = self.flip and rng.random() < 0.5
+    parts = [self._frames(entry, idx, flip and 'flip_shard' in entry)]
+    for _ in range(self.use_image_num):
+      other = self.videos[int(rng.integers(len(self.videos)))]
+      f = int(rng.integers(other['num_frames']))
+      img_flip = self.flip and rng.random() < 0.5
+      parts.append(self._frames(other, [f], img_flip and 'flip_shard' in other))
+    return np.concatenate(parts), (entry['label'] if self.labelled else 0)
+
+  def positions(self, step):
+    first = step * self.global_batch + self.process_index * self.local_batch
+    return list(range(first, first + self.local_batch))
+
+  def batch(self, step):
+    """The host-local batch of `step` (does not move the iterator)."""
+    videos, labels = [], []
+    for q in self.positions(step):
+      moments, label = self.example(q)
+      mean, logvar = np.split(moments, 2, axis=-1)
+      z = distribution.sample_np(mean, logvar, sampling.example_rng(self.seed, 2, q)) if self.sample else mean
+      videos.append(z * np.float32(self.scale_factor))
+      labels.append(label)
+    return {'video': np.stack(videos).astype(np.float32), 'label': np.asarray(labels, np.int32)}
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    out = self.batch(self._step)
+    self._step += 1
+    return out
+
+  def get_state(self):
+    return {'step': self._step, 'seed': self.seed, 'dataset': self.name, 'split': self.split,
+            'num_examples': len(self.videos), 'process_index': self.process_index}
+
+  def set_state(self, state):
+    for key, mine in (('seed', self.seed), ('dataset', self.name), ('split', self.split),
+                      ('num_examples', len(self.videos))):
+      if key in state and state[key] != mine:
+        logging.warning('Data state was saved with %s=%r, now %r: the batch stream differs.', key, state[key], mine)
+    self._step = int(state['step'])
+
+  def close(self):
+    self._shards = []
+
+
+def make_latent_dataset(config, split, *, process_index=0, process_count=1):
+  """Iterator of latent batches from the cache in `config.data.latents_dir` (see LatentBatchIterator).
+
+  Args:
+    config: ConfigDict with `seed`, `data.{latents_dir, global_batch_size, num_frames, frame_interval,
+      image_size, use_image_num}` (optional `data.{temporal_mode, random_flip, latent_sample}`) and
+      `vae.scale_factor`.
+    split: the split name the cache was built for ('train', ...).
+    process_index, process_count: this host and the number of hosts.
+  Raises:
+    FileNotFoundError: no cache for this split (one line with the command that builds it).
+  """
+  return LatentBatchIterator(config, split, process_index=process_index, process_count=process_count)
