@@ -13,6 +13,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -31,6 +32,8 @@ flags.mark_flag_as_required('config')
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax/clu INFO logs are very chatty; --verbosity=0 restores them
   if not (_WORKDIR.value or _CHECKPOINT.value):
     print('error: pass --workdir (a training run) or --checkpoint (a converted checkpoint).', file=sys.stderr)
     sys.exit(1)

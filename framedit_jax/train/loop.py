@@ -133,7 +133,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   with jax.set_mesh(mesh):
     state, state_shardings = init_state(config, model, optimizer, mesh, latent_shape)
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  logging.info('Model %s: %.2fM parameters, latent %s', config.model.name, n_params / 1e6, latent_shape)
+  print(f'Model {config.model.name}: {n_params / 1e6:.2f}M parameters, latent {latent_shape}', flush=True)
 
   ckpt = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir), keep=config.train.keep,
                                keep_period=config.train.keep_period)

