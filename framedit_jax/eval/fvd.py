@@ -95,7 +95,7 @@ def sample_real_clips(videos: Sequence, num_videos: int = NUM_VIDEOS, num_frames
   """
   rng = np.random.default_rng(seed)
   need = (num_frames - 1) * stride + 1
-  lengths = [int(np.shape(v)[0]) for v in videos]
+  lengths = [len(v) for v in videos]
   pool = [(i, f) for i, n in enumerate(lengths) if n >= need for f in ((False, True) if mirror else (False,))]
   if not pool:
     raise ValueError(f'no real video has the {need} frames needed for {num_frames} frames at stride {stride}.')
