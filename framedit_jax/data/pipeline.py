@@ -17,6 +17,7 @@ Batch: {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, T = n
 When `config.data.use_latents` is set, `framedit_jax.vae.latent_cache.make_latent_dataset` is returned.
 """
 
+import collections
 import concurrent.futures
 import os
 import threading
@@ -89,8 +90,12 @@ class ClipSource:
     split: TFDS split ('train', 'test', 'train[:90%]') or, for UCF101, an official fold 'train1'..'test3'.
   """
 
-  def __init__(self, builder, split):
+  def __init__(self, builder, split, cache_bytes=0):
     self.builder = builder
+    self._cache = collections.OrderedDict()  # example index -> (frames, label), LRU bounded by bytes
+    self._cache_bytes = 0
+    self._cache_limit = int(cache_bytes)
+    self._cache_lock = threading.Lock()
     meta = builder.info.metadata or {}
     folds = meta.get('folds', {}) or {}
     self.indices = None
@@ -123,8 +128,25 @@ class ClipSource:
     return src
 
   def record(self, i):
-    """(jpeg bytes per frame, label) of example i (0 <= i < len(self))."""
-    return _example_fields(self._source()[int(self.indices[i])])
+    """(jpeg bytes per frame, label) of example i (0 <= i < len(self)); recently read records are cached."""
+    if self._cache_limit:
+      with self._cache_lock:
+        hit = self._cache.get(i)
+        if hit is not None:
+          self._cache.move_to_end(i)
+          return hit
+    frames, label = _example_fields(self._source()[int(self.indices[i])])
+    frames = list(frames)
+    if self._cache_limit:
+      size = sum(len(f) for f in frames)
+      with self._cache_lock:
+        if i not in self._cache and size <= self._cache_limit:
+          self._cache[i] = (frames, label)
+          self._cache_bytes += size
+          while self._cache_bytes > self._cache_limit:
+            _, (old, _) = self._cache.popitem(last=False)
+            self._cache_bytes -= sum(len(f) for f in old)
+    return frames, label
 
 
 class _Recipe:
@@ -200,7 +222,8 @@ class VideoBatchIterator:
     self.global_batch = int(d.global_batch_size)
     self.local_batch = self.global_batch // process_count
     self.process_index = process_index
-    self.source = ClipSource(get_builder(config), split)
+    cache_mb = d.get('record_cache_mb', 256)
+    self.source = ClipSource(get_builder(config), split, cache_bytes=int(cache_mb) * 2**20)
     self.recipe = _Recipe(config, self.name)
     workers = int(d.num_parallel_calls)
     self.workers = workers if workers > 0 else (os.cpu_count() or 1)
@@ -285,7 +308,8 @@ def make_dataset(config, split, *, process_index=0, process_count=1):
   Args:
     config: ConfigDict with `seed` and `data.{dataset, data_dir, manual_dir, num_frames, frame_interval,
       image_size, use_image_num, global_batch_size, num_parallel_calls, prefetch, use_latents}`; optional
-      `data.{builder_config, temporal_mode, spatial_mode, random_flip, label_subfolders}`.
+      `data.{builder_config, temporal_mode, spatial_mode, random_flip, label_subfolders, record_cache_mb}`
+      (record_cache_mb, default 256: LRU cache of raw records per iterator; 0 disables).
     split: 'train', 'test', a TFDS slice, or for UCF101 'train1'..'test3'.
     process_index, process_count: this host and the number of hosts.
   Returns:

@@ -79,19 +79,28 @@ def spatial_transform(clip, size, mode, flip):
   Returns:
     (T, size, size, 3) float32 in [-1, 1].
   """
+  if flip:
+    clip = clip[:, :, ::-1]  # flipping before resizing is exact: bilinear resizing is mirror-symmetric
   if mode == 'crop_resize':
-    out = resize_bilinear(center_crop_short_side(clip), size, size)
+    clip = center_crop_short_side(clip)
+    out_hw = (size, size)
   elif mode == 'squash':
-    out = resize_bilinear(clip, size, size)
+    out_hw = (size, size)
   elif mode == 'short_side_crop':
     h, w = clip.shape[1:3]
     if h <= w:
-      nh, nw = size, max(size, int(round(w * size / h)))
+      out_hw = (size, max(size, int(round(w * size / h))))
     else:
-      nh, nw = max(size, int(round(h * size / w))), size
-    out = center_crop(resize_bilinear(clip, nh, nw), size, size)
+      out_hw = (max(size, int(round(h * size / w))), size)
   else:
     raise ValueError(f'data.spatial_mode={mode!r}: use one of {SPATIAL_MODES}')
-  if flip:
-    out = out[:, :, ::-1]
-  return np.ascontiguousarray(out) * np.float32(1 / 127.5) - np.float32(1.0)
+  if clip.shape[1:3] == out_hw:
+    out = np.empty(clip.shape, np.float32)
+    np.multiply(clip, np.float32(1 / 127.5), out=out, dtype=np.float32)
+  else:
+    out = resize_bilinear(clip, *out_hw)
+    out *= np.float32(1 / 127.5)
+  out -= np.float32(1.0)
+  if mode == 'short_side_crop':
+    out = np.ascontiguousarray(center_crop(out, size, size))
+  return out

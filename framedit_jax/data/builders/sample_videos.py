@@ -29,6 +29,8 @@ class SampleVideos(base.VideoBuilder):
   BUILDER_CONFIGS = [
       base.VideoBuilderConfig(name='s64', description='Short side 64.', short_side=64, min_frames=48),
       base.VideoBuilderConfig(name='s128', description='Short side 128.', short_side=128, min_frames=48),
+      base.VideoBuilderConfig(name='s256', description='Short side 256 (carphone stays 144).', short_side=256,
+                              min_frames=48),
   ]
   DEFAULT_FPS = 25.0
 

@@ -1,0 +1,27 @@
+"""Taichi-HD at 256x256, FrameDiT-H-XL/2 with the official settings (../shared/DESIGN.md §5-6; stride, random flip).
+
+  python launch/prepare_data.py --dataset=taichi_hd --manual_dir=/data/taichi --data_dir=/data/tfds
+  python launch/train.py --config=configs/taichi256.py:data_dir=/data/tfds --workdir=/ckpt/taichi256 \
+      --config.vae.checkpoint=/weights/sd-vae-ft-ema/diffusion_pytorch_model.safetensors
+
+Named dataset overrides (config argument): data_dir, manual_dir, frame_interval, num_frames, use_image_num,
+e.g. `--config=configs/taichi256.py:manual_dir=/data/taichi,use_image_num=8` (IMG joint training);
+`runlocal` shrinks model, batch, resolution and steps for a smoke test.
+"""
+
+from configs import taichi128
+from framedit_jax.data import config_overrides
+
+
+def get_config(arg: str | None = None):
+  args = taichi128.parse_arg(arg)
+  config = taichi128.get_config(arg)
+  config.data.dataset = 'taichi_hd'
+  config.data.image_size = 256
+  config.data.num_frames = 16
+  config.data.frame_interval = 3
+  if args.get('runlocal'):
+    config.data.image_size = 32
+    config.data.num_frames = 4
+    config.data.frame_interval = 1
+  return config_overrides.apply_data_overrides(config, args)

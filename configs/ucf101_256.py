@@ -1,0 +1,29 @@
+"""UCF101 at 256x256, FrameDiT-H-XL/2 with the official settings (../shared/DESIGN.md §5-6; linspace, resize + random flip; class-conditional).
+
+  python launch/prepare_data.py --dataset=ucf101 --manual_dir=/data/ucf101 --data_dir=/data/tfds
+  python launch/train.py --config=configs/ucf101_256.py:data_dir=/data/tfds --workdir=/ckpt/ucf101_256 \
+      --config.vae.checkpoint=/weights/sd-vae-ft-ema/diffusion_pytorch_model.safetensors
+
+Named dataset overrides (config argument): data_dir, manual_dir, frame_interval, num_frames, use_image_num,
+e.g. `--config=configs/ucf101_256.py:manual_dir=/data/ucf101,use_image_num=8` (IMG joint training);
+`runlocal` shrinks model, batch, resolution and steps for a smoke test.
+"""
+
+from configs import taichi128
+from framedit_jax.data import config_overrides
+
+
+def get_config(arg: str | None = None):
+  args = taichi128.parse_arg(arg)
+  config = taichi128.get_config(arg)
+  config.data.dataset = 'ucf101'
+  config.data.image_size = 256
+  config.data.num_frames = 16
+  config.data.frame_interval = 3
+  config.model.num_classes = 101  # class-conditional (official extras: 2), labels = sorted class folders
+  config.sample.cfg_scale = 7.0
+  if args.get('runlocal'):
+    config.data.image_size = 32
+    config.data.num_frames = 4
+    config.data.frame_interval = 1
+  return config_overrides.apply_data_overrides(config, args)

@@ -1,0 +1,60 @@
+"""Benchmark configs (runlocal) on tiny fixtures laid out like each dataset.
+
+The data test runs always; the 2-step training test takes ~70 s per config on 2 cores, so it runs only with
+FRAMEDIT_TRAIN_TESTS=1.
+"""
+
+import importlib
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'fixtures', 'data'))
+import synthetic as S  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+LAYOUTS = {
+    'taichi256': lambda root: [S.write_frames(str(root / 'train' / f'v{v}'), v, 50) for v in range(2)],
+    'sky256': lambda root: [S.write_frames(str(root / 'sky_train' / f'v{v}' / 'c0'), v, 50) for v in range(2)],
+    'ffs256': lambda root: [S.write_video(str(root / f'v{v}.mp4'), v, 50) for v in range(2)],
+    'ucf101_256': lambda root: [S.write_video(str(root / 'UCF-101' / c / f'v_{c}_g01_c01.avi'), v, 50,
+                                              codec='mpeg4') for v, c in enumerate(['A', 'B'])],
+}
+
+
+def _config(name, tmp_path):
+  raw = tmp_path / 'raw'
+  LAYOUTS[name](raw)
+  module = importlib.import_module(f'configs.{name}')
+  config = module.get_config(f'runlocal,manual_dir={raw},data_dir={tmp_path / "tfds"}')
+  assert config.data.manual_dir == str(raw) and config.data.data_dir == str(tmp_path / 'tfds')
+  return config
+
+
+@pytest.mark.parametrize('name', sorted(LAYOUTS))
+def test_config_data(name, tmp_path):
+  from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  config = _config(name, tmp_path)
+  it = pipeline.make_dataset(config, config.data.split)
+  batch = next(it)
+  it.close()
+  d = config.data
+  assert batch['video'].shape == (d.global_batch_size, d.num_frames + d.use_image_num, d.image_size,
+                                  d.image_size, 3)
+  assert -1.0 <= batch['video'].min() and batch['video'].max() <= 1.0
+  vids = [S.video_ids(c)[0] for c in batch['video']]
+  want = vids if name == 'ucf101_256' else [0] * len(vids)  # UCF class folders A, B hold videos 0, 1
+  assert batch['label'].tolist() == want
+
+
+@pytest.mark.skipif(os.environ.get('FRAMEDIT_TRAIN_TESTS') != '1', reason='slow: set FRAMEDIT_TRAIN_TESTS=1')
+@pytest.mark.parametrize('name', sorted(LAYOUTS))
+def test_config_trains_two_steps(name, tmp_path):
+  loop = pytest.importorskip('framedit_jax.train.loop')
+  if not hasattr(loop, 'train_and_evaluate'):
+    pytest.skip('train loop not available')
+  config = _config(name, tmp_path)
+  assert config.train.num_steps == 2
+  config.vae.name = 'identity'  # no VAE weights in tests
+  state = loop.train_and_evaluate(config, str(tmp_path / 'work'))
+  assert int(state.step) == 2
