@@ -5,8 +5,9 @@ r"""Builds a framedit-jax TFDS video dataset (array_record, JPEG frames) from ra
   python launch/prepare_data.py --dataset=sample_videos            # no download needed
 
 Equivalent TFDS CLI call (the builders register on import):
-  tfds build taichi_hd --imports=framedit_jax.data.builders --manual_dir=/data/taichi \
-      --data_dir=/data/tfds --file_format=array_record --config=full
+  tfds build taichi_hd/full --imports=framedit_jax.data.builders --manual_dir=/data/taichi \
+      --data_dir=/data/tfds --file_format=array_record
+(UCF101's TFDS name is `ucf101_videos`: TFDS ships an unrelated `ucf101` builder.)
 
 Prints the kept example count and the skip counts per reason for every split.
 """
