@@ -31,36 +31,37 @@ def ref():
 
 
 def _ours(ref, dtype):
-  """All our numbers for the fixture inputs at `dtype` (one jit per case)."""
-  res = {}
-  x0, noise, model_out = (jnp.asarray(ref[k], dtype) for k in ('x0', 'noise', 'model_out'))
-  c = x0.shape[-1]
-  for name, (kw, respacing) in CASES.items():
-    d = fd.create_diffusion(respacing, **kw)
-    t = jnp.asarray(ref['respaced_t'] if respacing else ref['timesteps'], jnp.int32)
-    out = model_out if d.learn_sigma else model_out[..., :c]
-    seen = {}
-
-    def model(x, tt, out=out, seen=seen):
-      seen['t'] = tt
-      return out
-    res[name] = jax.jit(lambda x0, n, t, d=d, model=model: d.training_losses(model, x0, t, n))(x0, noise, t)
-    res[name + '/model_t'] = np.asarray(jax.jit(lambda t, d=d: d.model_timesteps(t))(t))
-  d = fd.create_diffusion('')
-  t = jnp.asarray(ref['timesteps'], jnp.int32)
+  """All our numbers for the fixture inputs at `dtype`, computed in one jit."""
+  c = ref['x0'].shape[-1]
 
   @jax.jit
-  def pieces(x0, noise, model_out):
+  def run(x0, noise, model_out):
+    res = {}
+    for name, (kw, respacing) in CASES.items():
+      d = fd.create_diffusion(respacing, **kw)
+      t = jnp.asarray(ref['respaced_t'] if respacing else ref['timesteps'], jnp.int32)
+      out = model_out if d.learn_sigma else model_out[..., :c]
+      seen = {}
+
+      def model(x, tt, out=out, seen=seen):
+        seen['t'] = tt  # the step the model is called with (original, not respaced)
+        return out
+      res[name] = d.training_losses(model, x0, t, noise)
+      res[name + '/model_t'] = seen['t']
+    d = fd.create_diffusion('')
+    t = jnp.asarray(ref['timesteps'], jnp.int32)
     x_t = d.q_sample(x0, t, noise)
     pm, pv, plv = d.q_posterior_mean_variance(x0, x_t, t)
     p = d.p_mean_variance(model_out, x_t, t)
     ddim = d.ddim_sample(lambda *a: model_out, x_t, t, jax.random.PRNGKey(0), eta=0.0)['sample']
-    return {'q_sample': x_t, 'posterior_mean': pm, 'posterior_variance': pv.reshape(-1),
-            'posterior_log_variance': plv.reshape(-1), 'p_mean': p['mean'],
-            'p_log_variance': jnp.broadcast_to(p['log_variance'], x_t.shape), 'p_pred_xstart': p['pred_xstart'],
-            'ddim_sample': ddim}
-  res['pieces'] = pieces(x0, noise, model_out)
-  return res
+    res['pieces'] = {'q_sample': x_t, 'posterior_mean': pm, 'posterior_variance': pv.reshape(-1),
+                     'posterior_log_variance': plv.reshape(-1), 'p_mean': p['mean'],
+                     'p_log_variance': jnp.broadcast_to(p['log_variance'], x_t.shape),
+                     'p_pred_xstart': p['pred_xstart'], 'ddim_sample': ddim}
+    return res
+
+  res = run(*(jnp.asarray(ref[k], dtype) for k in ('x0', 'noise', 'model_out')))
+  return jax.tree_util.tree_map(np.asarray, res)
 
 
 @pytest.fixture(scope='module')
