@@ -85,8 +85,6 @@ def test_bfloat16_close_to_float32(small_sd, tmp_path):
   assert z16.dtype == jnp.float32
   rel = float(jnp.abs(z32 - z16).max() / jnp.abs(z32).max())
   assert 1e-6 < rel < 5e-2, rel  # bf16 really used, and still close
-  d32, d16 = f32.decode_video(z32), b16.decode_video(z32)
-  assert float(jnp.abs(d32 - d16).max() / jnp.abs(d32).max()) < 5e-2
 
 
 def test_missing_checkpoint_is_one_line_error(tmp_path):
