@@ -8,9 +8,15 @@ Then train with --config.data.use_latents=True --config.data.latents_dir=/data/l
 Format and sampling rules: framedit_jax/vae/latent_cache.py.
 """
 
+import os
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+# Configs import `configs.default`: make the repository root importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 _SPLIT = flags.DEFINE_string('split', 'train', 'Dataset split to encode.')

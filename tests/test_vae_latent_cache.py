@@ -31,6 +31,7 @@ def _config(tmp, **data):
   config.data.frame_interval = 3
   config.data.use_image_num = 1
   config.vae.scale_factor = 0.18215
+  config.data.random_flip = True  # explicit (sample_videos' rule): both pipelines flip
   for k, v in data.items():
     config.data[k] = v
   return config

@@ -51,7 +51,9 @@ def build_latent_cache(config, split, vae, *, flip=None, dtype='float32', shard_
   name, _ = pipeline._split_name(config.data.dataset)  # pylint: disable=protected-access
   recipe = pipeline._Recipe(config, name)  # pylint: disable=protected-access
   source = pipeline.ClipSource(pipeline.get_builder(config), split)
-  flip = recipe.flip if flip is None else bool(flip)
+  if flip is None:
+    _, flip, _ = latent_cache._rules(config, name)  # pylint: disable=protected-access
+  flip = bool(flip)
   out_dir = latent_cache.split_dir(config.data.latents_dir, split)
   vae_meta = {'name': config.vae.name, 'checkpoint': config.vae.get('checkpoint'),
               'latent_channels': vae.latent_channels, 'downsample': vae.downsample}

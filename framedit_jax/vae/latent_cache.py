@@ -121,7 +121,8 @@ def _rules(config, dataset):
   except (ImportError, KeyError):
     temporal, flip, labelled = _FALLBACK_RULES.get(dataset.split('/')[0], ('stride', True, False))
   d = config.data
-  return (d.get('temporal_mode', None) or temporal, bool(d.get('random_flip', flip)),
+  random_flip = d.get('random_flip', None)  # None = the dataset's rule
+  return (d.get('temporal_mode', None) or temporal, flip if random_flip is None else bool(random_flip),
           labelled or bool(d.get('label_subfolders', False)))
 
 
