@@ -62,9 +62,20 @@ def _torch_reference(torch_vae, h, w, seed):
   return nhwc(x), nhwc(z), nhwc(dist.mean), nhwc(dist.logvar), nhwc(out)
 
 
-def _check_parity(params, flax_vae, torch_vae, h, w):
+@pytest.fixture(scope='module')
+def torch_refs(torch_vae):
+  """Torch outputs per input shape, computed once and shared by the naming variants."""
+  cache = {}
+  def get(h, w):
+    if (h, w) not in cache:
+      cache[(h, w)] = _torch_reference(torch_vae, h, w, seed=h * 1000 + w)
+    return cache[(h, w)]
+  return get
+
+
+def _check_parity(params, flax_vae, torch_refs, h, w):
   _, _, encode, decode = flax_vae
-  x, z, mean, logvar, out = _torch_reference(torch_vae, h, w, seed=h * 1000 + w)
+  x, z, mean, logvar, out = torch_refs(h, w)
   moments = np.asarray(encode({'params': params}, jnp.asarray(x)))
   j_mean, j_logvar = moments[..., :4], np.clip(moments[..., 4:], -30, 20)
   j_out = np.asarray(decode({'params': params}, jnp.asarray(z)))
@@ -108,20 +119,20 @@ def to_ldm(sd, prefix='first_stage_model.'):
 
 
 @pytest.mark.parametrize('h,w', SHAPES)
-def test_diffusers_parity(torch_vae, state_dict, flax_vae, h, w):
+def test_diffusers_parity(torch_refs, state_dict, flax_vae, h, w):
   params = convert.convert_state_dict(state_dict, flax_vae[1])
-  _check_parity(params, flax_vae, torch_vae, h, w)
+  _check_parity(params, flax_vae, torch_refs, h, w)
 
 
 @pytest.mark.parametrize('h,w', SHAPES)
-def test_ldm_names_parity(torch_vae, state_dict, flax_vae, h, w):
+def test_ldm_names_parity(torch_refs, state_dict, flax_vae, h, w):
   ldm = to_ldm(state_dict)
   assert 'first_stage_model.decoder.up.0.block.2.conv1.weight' in ldm
   assert ldm['first_stage_model.encoder.mid.attn_1.q.weight'].ndim == 4
   ldm['model.diffusion_model.input_blocks.0.0.weight'] = np.zeros(3, np.float32)  # rest of an SD ckpt
   assert convert.is_ldm_format(ldm)
   params = convert.convert_state_dict(ldm, flax_vae[1])
-  _check_parity(params, flax_vae, torch_vae, h, w)
+  _check_parity(params, flax_vae, torch_refs, h, w)
   # VAE-only LDM file (no prefix) with training-only loss.* keys converts to the same params.
   bare = to_ldm(state_dict, prefix='')
   bare['loss.logvar'] = np.zeros((), np.float32)
