@@ -48,9 +48,10 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from framedit_jax.models import flops as flops_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PRESETS = {
-    # 2 CPU cores, < 10 min: S width (D=384, 6 heads), one spatial+temporal block pair, B=1, float32.
+    # 2 CPU cores, < 10 min: S width (D=384, 6 heads), one spatial+temporal block pair, 16x16 latents (N=64),
+    # B=1, float32. Peak: nominal 2 cores x 3 GHz x 32 fp32 FLOP/cycle (AVX2 FMA).
     'tiny': dict(model_size='S', rank='64-256', patch=2, depth=2, hidden_size=None, num_heads=None,
-                 sizes='8,16', frames='16,32', batch=1, dtype='float32', remat=False, rounds=3, steps=2,
+                 sizes='16', frames='16,32', batch=1, dtype='float32', remat=False, rounds=3, steps=1,
                  warmup=1, peak_tflops=0.192, interleave=True,
                  designs='local,full3d,g,h_concat,h_gated'),
     # XL/2 at 128^2 (16x16 latents, N=64) and 256^2 (32x32, N=256), bf16, official rank 128-512, B=4 per device.
