@@ -57,19 +57,18 @@ def test_latte_param_counts_match_design(size, expected_m):
 
 def test_cfg_scale_one_equals_conditional_and_guides_eps_only():
   m = _tiny('FrameDiTH-S/64-256/2-concat', num_classes=3)
-  x, t, y = _inputs()
-  params = m.init({'params': jax.random.PRNGKey(1)}, x, t, y)['params']
-  # Make the model non-trivial: perturb every param.
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
-  params = jax.tree.unflatten(tree, [l + 0.05 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
-  cond = m.apply({'params': params}, x, t, y)
-  uncond = m.apply({'params': params}, x, t, jnp.full_like(y, 3))
+  x, t, y = _inputs(b=1)
+  shapes = jax.eval_shape(lambda: m.init(jax.random.PRNGKey(0), x, t, y)['params'])
+  rng = np.random.default_rng(5)
+  params = jax.tree.map(lambda s: jnp.asarray(rng.standard_normal(s.shape, np.float32) * 0.1), shapes)
+  both = m.apply({'params': params}, jnp.concatenate([x, x]), jnp.concatenate([t, t]), jnp.array([y[0], 3]))
+  cond, uncond = both[:1], both[1:]
   assert float(jnp.abs(cond - uncond).max()) > 1e-3
   np.testing.assert_allclose(forward_with_cfg(m, params, x, t, y, 1.0), cond, atol=1e-5)
   guided = forward_with_cfg(m, params, x, t, y, 4.0)
   np.testing.assert_allclose(guided[..., :4], uncond[..., :4] + 4.0 * (cond[..., :4] - uncond[..., :4]), atol=1e-4)
   np.testing.assert_allclose(guided[..., 4:], cond[..., 4:], atol=1e-5)
+  assert guided.shape == (1, 4, 8, 8, 8)
 
 
 def test_label_dropout_rate_and_null_row():
