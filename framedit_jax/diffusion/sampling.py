@@ -76,7 +76,7 @@ def _report(done, total, every, fn):
   """Calls fn(done, total) on the host every `every` steps and at the end, without leaving jit."""
   cb = functools.partial(lambda d, fn_, tot: fn_(int(d), tot), fn_=fn, tot=total)
   jax.lax.cond((done % every == 0) | (done == total),
-               lambda d: jax.debug.callback(cb, d, ordered=True), lambda d: None, done)
+               lambda d: jax.debug.callback(cb, d), lambda d: None, done)
 
 
 def _progress_fn(progress):
