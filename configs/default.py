@@ -51,6 +51,12 @@ def get_config():
   dd.prefetch = 2
   dd.use_latents = False  # read a latent cache made by launch/prepare_latents.py
   dd.latents_dir = ml_collections.FieldReference(None, field_type=str)
+  dd.builder_config = ml_collections.FieldReference(None, field_type=str)  # e.g. 's256' (stored short side)
+  dd.temporal_mode = ml_collections.FieldReference(None, field_type=str)  # None = per dataset ('stride'|'linspace')
+  dd.spatial_mode = ml_collections.FieldReference(None, field_type=str)  # None = per dataset (official transforms)
+  dd.random_flip = ml_collections.FieldReference(None, field_type=bool)  # None = per dataset
+  dd.label_subfolders = False  # video_folder: labels from top-level subfolders
+  dd.record_cache_mb = 256  # in-memory cache of decoded video records
 
   # ---------------------------------------------------------------- VAE
   config.vae = v = ml_collections.ConfigDict()
@@ -82,6 +88,7 @@ def get_config():
   t.keep_period = 0  # also keep every N-th step (0 = off)
   t.sample_every = 0  # 0 = only at the end
   t.nan_policy = 'halt'  # 'halt' | 'skip'
+  t.log_batch_hashes = False  # append sha1 of every batch to <workdir>/batch_hashes.jsonl (data audit)
 
   # ---------------------------------------------------------------- sampling
   config.sample = s = ml_collections.ConfigDict()

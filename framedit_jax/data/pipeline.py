@@ -161,7 +161,8 @@ class _Recipe:
     self.use_image_num = int(d.use_image_num or 0)
     self.temporal = d.get('temporal_mode', None) or temporal
     self.spatial = d.get('spatial_mode', None) or spatial
-    self.flip = bool(d.get('random_flip', flip))
+    rf = d.get('random_flip', None)
+    self.flip = bool(flip if rf is None else rf)  # None = the dataset's own rule
     self.labelled = labelled or bool(d.get('label_subfolders', False))
     if self.temporal not in sampling.TEMPORAL_MODES:
       raise ValueError(f'data.temporal_mode={self.temporal!r}: use one of {sampling.TEMPORAL_MODES}')

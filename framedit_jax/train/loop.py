@@ -11,6 +11,8 @@ Order of work (every user error surfaces before anything is compiled):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import time
@@ -103,6 +105,15 @@ def _host_batch(batch: dict[str, np.ndarray], config) -> dict[str, np.ndarray]:
   return out
 
 
+def _log_batch_hash(workdir: str, step: int, host: dict[str, np.ndarray]) -> None:
+  """Appends ``{"step", "process", "sha1"}`` of this process's batch to ``<workdir>/batch_hashes.jsonl``."""
+  h = hashlib.sha1()
+  for k in sorted(host):
+    h.update(np.ascontiguousarray(host[k]).tobytes())
+  with open(os.path.join(workdir, 'batch_hashes.jsonl'), 'a') as f:
+    f.write(json.dumps({'step': step, 'process': jax.process_index(), 'sha1': h.hexdigest()}) + '\n')
+
+
 def train_and_evaluate(config, workdir: str) -> TrainState:
   """Trains (or resumes) the model described by ``config`` in ``workdir``.
 
@@ -161,8 +172,13 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   sample_diffusion = sampling.sampling_diffusion(config)
   sampler_cache: dict[Any, Any] = {}
 
+  last_saved = [start_step if ckpt.latest_step() is not None else None]
+
   def save(step: int):
+    if last_saved[0] == step:
+      return
     ckpt.save(step, state, data_it.get_state(), config)
+    last_saved[0] = step
 
   def make_samples(step: int):
     n = int(config.sample.num_samples)
@@ -192,6 +208,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     with _StopSignal() as stop:
       while step < num_steps:
         host = _host_batch(next(data_it), config)
+        if config.train.log_batch_hashes:
+          _log_batch_hash(workdir, step + 1, host)
         with jax.set_mesh(mesh):
           batch = mesh_lib.host_to_global(host, mesh)
           if encode is not None:
