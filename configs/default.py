@@ -57,6 +57,7 @@ def get_config():
   dd.random_flip = ml_collections.FieldReference(None, field_type=bool)  # None = per dataset
   dd.label_subfolders = False  # video_folder: labels from top-level subfolders
   dd.record_cache_mb = 256  # in-memory cache of decoded video records
+  dd.latent_sample = True  # latent cache: sample the stored posterior (False = its mean)
 
   # ---------------------------------------------------------------- VAE
   config.vae = v = ml_collections.ConfigDict()
@@ -65,6 +66,7 @@ def get_config():
   v.scale_factor = 0.18215
   v.chunk_size = 16  # frames per VAE call
   v.dtype = 'float32'
+  v.norm_num_groups = 32
 
   # ---------------------------------------------------------------- optimisation
   config.optim = o = ml_collections.ConfigDict()
