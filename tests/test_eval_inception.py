@@ -121,3 +121,32 @@ def test_fid_from_features_closed_form():
   x = np.random.default_rng(2).normal(size=(64, 16))
   np.testing.assert_allclose(fid.fid_from_features(x, x + 0.5), 16 * 0.25, rtol=1e-9)
   assert fid.fid_from_features(x, x) < 1e-9
+
+
+def test_evaluate_with_baseline_fid_and_is_use_the_same_n_clips():
+  from framedit_jax.eval import evaluate  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  fakes = [rng.normal(size=(18, 2, 2, 3)).astype(np.float32) for _ in range(6)]
+  reals = [rng.normal(size=(16, 2, 2, 3)).astype(np.float32) + 0.5 for _ in range(9)]
+  i3d = lambda v: v.reshape(v.shape[0], -1)[:, :5] * 3  # (B, 5) per clip
+  frame = lambda v: v.reshape(v.shape[0], v.shape[1], -1)  # (B, T, 12) per frame
+
+  class Inc:
+    def videos(self, v):
+      return {'pool': frame(v)[..., :4], 'logits': 2 * frame(v)[..., 4:10]}
+
+  c3d = lambda v: v[:, :16].reshape(v.shape[0], -1)[:, 3:10]
+  res = evaluate.evaluate_with_baseline(iter(fakes), iter(reals), i3d, inception_extractor=Inc(),
+                                        c3d_extractor=c3d, num_videos=5, batch_size=2, is_splits=2,
+                                        c3d_is_splits=2)
+  # 9 real clips: N = min(5, 9 // 2) = 4; sets are fakes[:4], reals[:4], reals[4:8].
+  assert res['num_videos'] == 4
+  f, a, b = (np.stack([v[:16] for v in s]) for s in (fakes[:4], reals[:4], reals[4:8]))
+  pool = lambda x: frame(x)[..., :4].reshape(-1, 4)
+  np.testing.assert_allclose(res['fid'], fid.fid_from_features(pool(a), pool(f)), rtol=1e-8)
+  np.testing.assert_allclose(res['fid_real_vs_real'], fid.fid_from_features(pool(a), pool(b)), rtol=1e-8)
+  np.testing.assert_allclose(res['fvd'], fid.fid_from_features(i3d(a), i3d(f)), rtol=1e-8)
+  frame_logits = 2 * frame(f)[..., 4:10].reshape(-1, 6)
+  np.testing.assert_allclose(res['is_inception'], fid.inception_score(frame_logits, 2)[0], rtol=1e-12)
+  np.testing.assert_allclose(res['is_i3d_real'], fid.inception_score(i3d(a))[0], rtol=1e-12)
+  np.testing.assert_allclose(res['is_c3d'], fid.inception_score(c3d(f), 2, shuffle_seed=42)[0], rtol=1e-12)

@@ -1,4 +1,5 @@
-"""FVD of a sample folder against real videos, always with a real-vs-real baseline at the same N.
+"""FVD (plus FID and IS when their networks are given) of samples against real videos, always with a
+real-vs-real baseline at the same N.
 
 Used by ``launch/eval.py``. Real clips come either from a folder of videos (StyleGAN-V clip selection,
 ``fvd.sample_real_clips``) or from any iterator of already cut clips (e.g. ``framedit_jax.data`` batches).
@@ -11,13 +12,21 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from framedit_jax.eval import fid
 from framedit_jax.eval import frechet
 from framedit_jax.eval import fvd
 
 
-def _features(clips: Iterable, extractor: Callable, batch_size: int) -> np.ndarray:
-  out = [np.asarray(extractor(b), np.float64) for b in fvd._batched(clips, batch_size)]  # pylint: disable=protected-access
-  return np.concatenate(out) if out else np.zeros((0, 400))
+def _features(clips: Iterable, extractors: dict[str, Callable], batch_size: int) -> dict[str, np.ndarray]:
+  """One pass over the clips; each extractor maps a (B, T, H, W, 3) batch to a (B, ...) array or a dict of them."""
+  out: dict[str, list] = {}
+  for b in fvd._batched(clips, batch_size):  # pylint: disable=protected-access
+    for name, ex in extractors.items():
+      feats = ex(b)
+      items = feats.items() if isinstance(feats, dict) else [('', feats)]
+      for k, v in items:
+        out.setdefault(f'{name}/{k}' if k else name, []).append(np.asarray(v))
+  return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def clips_from_batches(batches: Iterable[dict], num_frames: int = fvd.NUM_FRAMES) -> Iterator[np.ndarray]:
@@ -25,6 +34,79 @@ def clips_from_batches(batches: Iterable[dict], num_frames: int = fvd.NUM_FRAMES
   for b in batches:
     for v in np.asarray(b['video']):
       yield fvd.fake_clip(v, num_frames)
+
+
+def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extractor: Callable, *,
+                           inception_extractor=None, c3d_extractor: Callable | None = None,
+                           num_videos: int = fvd.NUM_VIDEOS, num_frames: int = fvd.NUM_FRAMES,
+                           batch_size: int = 8, ddof: int = 1, is_splits: int = 1,
+                           c3d_is_splits: int = 10) -> dict:
+  """FVD (and FID / IS where the networks are given) of samples against real clips, each with a real baseline.
+
+  All metrics see the same N clips per set: samples (first ``num_frames`` frames), real half A (the first N
+  real clips) and real half B (the next N).
+
+  * ``fvd`` = FVD(samples, A), ``fvd_real_vs_real`` = FVD(A, B) (I3D logits, StyleGAN-V protocol).
+  * ``is_i3d`` / ``is_i3d_real``: IS of the I3D Kinetics-400 logits of samples / of A (one split: the
+    official FrameDiT ``is``).
+  * with ``inception_extractor`` (``fid.InceptionFeatureExtractor``): ``fid`` = FID(samples, A) and
+    ``fid_real_vs_real`` = FID(A, B) over all frames' 2048-d pool features; ``is_inception`` /
+    ``is_inception_real``: frame IS over the 1008 logits with ``is_splits`` splits. Frame features are held
+    in float32 on the host (N T x 2048 x 4 B: 256 MiB per set at N=2048, T=16).
+  * with ``c3d_extractor`` (``c3d.C3DFeatureExtractor``, needs 16 frames): ``is_c3d`` / ``is_c3d_real`` (and
+    ``*_std``), the UCF-101 IS, ``c3d_is_splits`` splits after a seed-42 shuffle as StyleGAN-V's ``isv``.
+
+  Args:
+    fake_videos: iterable of (T, H, W, 3) samples.
+    real_clips: iterable of (num_frames, H, W, 3) real clips in selection order; up to 2 N are consumed.
+    i3d_extractor: (B, T, H, W, 3) -> (B, 400), e.g. ``fvd.I3DFeatureExtractor``.
+
+  Raises:
+    ValueError: fewer than 2 samples or 4 real clips.
+  """
+  extractors = {'i3d': i3d_extractor}
+  if inception_extractor is not None:
+    extractors['inception'] = getattr(inception_extractor, 'videos', inception_extractor)
+  if c3d_extractor is not None:
+    extractors['c3d'] = c3d_extractor
+  fake = _features((fvd.fake_clip(np.asarray(v), num_frames) for v in itertools.islice(fake_videos, num_videos)),
+                   extractors, batch_size)
+  n_fake = len(fake.get('i3d', ()))
+  if n_fake < 2:
+    raise ValueError(f'need at least 2 generated videos for FVD, got {n_fake}.')
+  real = _features(itertools.islice(real_clips, 2 * n_fake), extractors, batch_size)
+  n_real = len(real.get('i3d', ()))
+  n = min(n_fake, n_real // 2)
+  if n < 2:
+    raise ValueError(f'need at least 4 real clips for FVD and its real-vs-real baseline, got {n_real}.')
+  sets = {'fake': {k: v[:n] for k, v in fake.items()}, 'real': {k: v[:n] for k, v in real.items()},
+          'real_b': {k: v[n:2 * n] for k, v in real.items()}}
+
+  def frechet_of(key, a, b):  # per-frame features (N, T, D) are pooled into N T samples
+    sa, sb = (frechet.GaussianStats.from_features(sets[s][key].reshape(-1, sets[s][key].shape[-1])) for s in (a, b))
+    return frechet.frechet_distance_from_stats(sa, sb, ddof)
+
+  res = {
+      'fvd': frechet_of('i3d', 'fake', 'real'),
+      'fvd_real_vs_real': frechet_of('i3d', 'real', 'real_b'),
+      'num_videos': n,
+      'num_fake_seen': n_fake,
+      'num_real_seen': n_real,
+      'is_i3d': fid.inception_score(sets['fake']['i3d'])[0],
+      'is_i3d_real': fid.inception_score(sets['real']['i3d'])[0],
+  }
+  if inception_extractor is not None:
+    res['fid'] = frechet_of('inception/pool', 'fake', 'real')
+    res['fid_real_vs_real'] = frechet_of('inception/pool', 'real', 'real_b')
+    for s, suffix in (('fake', ''), ('real', '_real')):
+      logits = sets[s]['inception/logits']
+      res['is_inception' + suffix], res['is_inception' + suffix + '_std'] = fid.inception_score(
+          logits.reshape(-1, logits.shape[-1]), is_splits)
+  if c3d_extractor is not None:
+    for s, suffix in (('fake', ''), ('real', '_real')):
+      res['is_c3d' + suffix], res['is_c3d' + suffix + '_std'] = fid.inception_score(
+          sets[s]['c3d'], min(c3d_is_splits, n), shuffle_seed=42)
+  return res
 
 
 def fvd_with_baseline(fake_videos: Iterable, real_clips: Iterable, extractor: Callable, *,
@@ -41,19 +123,6 @@ def fvd_with_baseline(fake_videos: Iterable, real_clips: Iterable, extractor: Ca
   Returns:
     dict with ``fvd``, ``fvd_real_vs_real``, ``num_videos`` (N) and the fake/real counts seen.
   """
-  fake = _features((fvd.fake_clip(np.asarray(v), num_frames) for v in itertools.islice(fake_videos, num_videos)),
-                   extractor, batch_size)
-  if len(fake) < 2:
-    raise ValueError(f'need at least 2 generated videos for FVD, got {len(fake)}.')
-  real = _features(itertools.islice(real_clips, 2 * len(fake)), extractor, batch_size)
-  n = min(len(fake), len(real) // 2)
-  if n < 2:
-    raise ValueError(f'need at least 4 real clips for FVD and its real-vs-real baseline, got {len(real)}.')
-  stats = [frechet.GaussianStats.from_features(x) for x in (fake[:n], real[:n], real[n:2 * n])]
-  return {
-      'fvd': frechet.frechet_distance_from_stats(stats[0], stats[1], ddof),
-      'fvd_real_vs_real': frechet.frechet_distance_from_stats(stats[1], stats[2], ddof),
-      'num_videos': n,
-      'num_fake_seen': int(len(fake)),
-      'num_real_seen': int(len(real)),
-  }
+  res = evaluate_with_baseline(fake_videos, real_clips, extractor, num_videos=num_videos,
+                               num_frames=num_frames, batch_size=batch_size, ddof=ddof)
+  return {k: res[k] for k in ('fvd', 'fvd_real_vs_real', 'num_videos', 'num_fake_seen', 'num_real_seen')}
