@@ -18,17 +18,21 @@ def _random_params(module, *args, seed=7, scale=0.1):
 
 
 def _setup(name='FrameDiTH-S/64-256/2-concat', frames=4, **kw):
-  m = get_model(name, **{**TINY, **kw})
+  cfg = {**TINY, **kw}
+  if not name.startswith('FrameDiT'):
+    cfg = {k: v for k, v in cfg.items() if 'col' not in k}
+  m = get_model(name, **cfg)
   x = jax.random.normal(jax.random.PRNGKey(0), (2, frames, 8, 8, 4))
   t = jnp.array([5, 900])
-  params = _random_params(m, x, t)
+  y = jnp.array([0, 1]) if m.num_classes else None
+  params = _random_params(m, x, t, y)
   return m, params, x, t
 
 
 def test_image_frames_skip_temporal_blocks():
   """use_image_num=2: image outputs do not depend on the video frames; video outputs do not depend on images."""
   m, params, x, t = _setup('FrameDiTHIMG-S/64-256/2-concat', frames=6, use_image_num=2)
-  f = lambda x: m.apply({'params': params}, x, t)
+  f = jax.jit(lambda x: m.apply({'params': params}, x, t))
   out = f(x)
   x_video_changed = x.at[:, :4].add(1.0)
   x_image_changed = x.at[:, 4:].add(1.0)
@@ -43,13 +47,13 @@ def test_image_frames_skip_temporal_blocks():
 
 def test_xla_kernel_and_bf16_agree_with_fp32_einsum():
   m, params, x, t = _setup()
-  ref = m.apply({'params': params}, x, t)
+  ref = jax.jit(lambda p: m.apply({'params': p}, x, t))(params)
   assert float(jnp.abs(ref).max()) > 0.1
   m_xla = get_model('FrameDiTH-S/64-256/2-concat', **TINY, attention_kernel='xla')  # == 'cudnn' off-GPU
-  np.testing.assert_allclose(m_xla.apply({'params': params}, x, t), ref, atol=1e-5)
+  np.testing.assert_allclose(jax.jit(lambda p: m_xla.apply({'params': p}, x, t))(params), ref, atol=1e-5)
   # bf16 compute: fp32 params and output, close to fp32 (relative error ~ bf16 precision).
   m_bf16 = get_model('FrameDiTH-S/64-256/2-concat', **TINY, dtype='bfloat16')
-  out = m_bf16.apply({'params': params}, x, t)
+  out = jax.jit(lambda p: m_bf16.apply({'params': p}, x, t))(params)
   assert out.dtype == jnp.float32
   rel = float(jnp.linalg.norm(out - ref) / jnp.linalg.norm(ref))
   assert 1e-4 < rel < 3e-2, rel
@@ -84,3 +88,18 @@ def test_dit3d_attends_over_all_tokens():
   out2 = m.apply({'params': params}, x.at[:, 3, 6:, 6:].add(1.0), t)
   change = jnp.abs(out2 - out)[:, 0].reshape(2, 4, 2, 4, 2, 8).max(axis=(2, 4, 5))  # per patch of frame 0
   assert float(change.min()) > 1e-6
+
+
+def test_image_labels_condition_only_image_frames():
+  """IMG training: y_image labels condition the image frames (spatial blocks, final layer) and nothing else."""
+  m, params, x, t = _setup('LatteIMG-S/2', frames=6, use_image_num=2, num_classes=3)
+  y = jnp.array([0, 1])
+  out_a = m.apply({'params': params}, x, t, y, y_image=jnp.array([[0, 1], [2, 2]]))
+  out_b = m.apply({'params': params}, x, t, y, y_image=jnp.array([[2, 1], [2, 0]]))
+  np.testing.assert_allclose(out_a[:, :4], out_b[:, :4], atol=1e-6)
+  np.testing.assert_allclose(out_a[1, 4], out_b[1, 4], atol=1e-6)  # same image label -> same output
+  assert float(jnp.abs(out_a[0, 4] - out_b[0, 4]).max()) > 1e-3
+  assert float(jnp.abs(out_a[1, 5] - out_b[1, 5]).max()) > 1e-3
+  out_default = m.apply({'params': params}, x, t, y)  # y_image defaults to the clip label
+  out_same = m.apply({'params': params}, x, t, y, y_image=jnp.stack([y, y], axis=1))
+  np.testing.assert_allclose(out_default, out_same, atol=1e-6)

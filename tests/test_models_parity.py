@@ -85,3 +85,36 @@ def test_converter_infers_sizes_and_strips_ddp_prefix(fixture):
                                 sd['module.blocks.1.attn.qkv.weight'].T)
   with pytest.raises(ValueError, match='temp_embed'):
     convert_state_dict(sd, m['name'], num_frames=8, **arch)
+
+
+def test_checkpoint_files_roundtrip_to_orbax(fixture, tmp_path):
+  """.safetensors and an official-style .pt {'model', 'ema', 'optimizer', ...} -> orbax {'params'} -> same output."""
+  from safetensors.numpy import save_file
+  from framedit_jax.convert import checkpoint_io
+  data, meta = fixture
+  m = meta['framedit_g']
+  sd = _state_dict(data, 'framedit_g', m)
+  arch = {k: v for k, v in m['overrides'].items() if k not in ('input_size', 'num_frames', 'num_classes')}
+  save_file(sd, str(tmp_path / 'w.safetensors'))
+  out_dir = checkpoint_io.convert_and_save(checkpoint_io.load_safetensors(str(tmp_path / 'w.safetensors')),
+                                           m['name'], str(tmp_path / 'jax'), weights='state_dict', **arch)
+  params, saved = checkpoint_io.load_params(out_dir)
+  assert saved['model_name'] == m['name'] and saved['overrides']['num_classes'] == 5
+  module = get_model(saved['model_name'], **saved['overrides'])
+  x = jnp.asarray(data['framedit_g|xq'].astype(np.float32) / np.float32(32.0))
+  out = module.apply({'params': params}, x, jnp.asarray(data['framedit_g|t']), jnp.asarray(data['framedit_g|y']))
+  np.testing.assert_allclose(out, data['framedit_g|out'], rtol=0, atol=1e-5)
+  with pytest.raises(FileExistsError):
+    checkpoint_io.save_params(params, out_dir, m['name'])
+
+  torch = pytest.importorskip('torch')
+  ckpt = {'model': {k: torch.zeros(v.shape) for k, v in sd.items()},
+          'ema': {k: torch.from_numpy(v) for k, v in sd.items()},
+          'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-4}]}, 'lr_scheduler': None, 'train_steps': 7}
+  torch.save(ckpt, tmp_path / 'c.pt')
+  loaded = torch.load(tmp_path / 'c.pt', map_location='cpu', weights_only=True)
+  picked, which = checkpoint_io.select_state_dict(loaded, 'ema')
+  assert which == 'ema'
+  np.testing.assert_array_equal(picked['blocks.1.attn.linear_v.u'].numpy(), sd['blocks.1.attn.linear_v.u'])
+  picked, which = checkpoint_io.select_state_dict({'model': loaded['model'], 'ema': None}, 'ema')
+  assert which == 'model'  # no EMA saved: raw weights, like the official find_model

@@ -144,13 +144,14 @@ def convert_state_dict(state_dict: Mapping[str, Any], model_name: str, check_emb
       continue
     used.add(key)
     arr = sd[key]
+    original = tuple(arr.shape)
     if transform == 'dense':
       arr = arr.T
     elif transform == 'conv':
       arr = np.transpose(arr, (2, 3, 1, 0))
     if tuple(arr.shape) != tuple(leaf.shape):
-      problems.append(f'shape {key}: checkpoint {tuple(arr.shape)} -> {tuple(arr.shape)} != expected '
-                      f'{tuple(leaf.shape)}')
+      problems.append(f'shape {key}: checkpoint {original} (as {tuple(arr.shape)}) != expected {tuple(leaf.shape)} '
+                      f'for {"/".join(_path_str(path))}')
     converted.append(np.ascontiguousarray(arr, dtype=np.float32))
 
   d = module.hidden_size

@@ -89,7 +89,8 @@ class VideoDiT(nn.Module):
     if t.shape != (b,):
       raise ValueError(f't must have shape (B,) = ({b},), got {t.shape}.')
     if self.num_classes > 0 and y is None:
-      raise ValueError(f'y (class labels) is required: the model is class-conditional (num_classes={self.num_classes}).')
+      raise ValueError(f'y (class labels) is required: the model is class-conditional '
+                       f'(num_classes={self.num_classes}).')
 
   @nn.compact
   def __call__(self, x: jax.Array, t: jax.Array, y: jax.Array | None = None, train: bool = False,

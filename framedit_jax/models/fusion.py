@@ -2,7 +2,8 @@
 
 Official `FusedMatrixAttention` (`models/framedit_h.py`). Both branches read the same modulated input:
   * concat: `Y = output_linear([LN_l(local) ; LN_g(global)])` (one Linear 2D -> D);
-  * gated (supplement eq. 18): `Y = gamma_l * sigmoid(alpha) * LN_l(local) + gamma_g * (1 - sigmoid(alpha)) * LN_g(global)`,
+  * gated (supplement eq. 18):
+    `Y = gamma_l * sigmoid(alpha) * LN_l(local) + gamma_g * (1 - sigmoid(alpha)) * LN_g(global)`,
     alpha = 0 and gamma = 1e-4 at init;
   * sum: `(LN_l(local) + LN_g(global)) / sqrt(2)`; local: the local branch only (no norms, no matrix branch).
 The fusion LayerNorms are affine with eps 1e-5 (torch default) and run in float32.
