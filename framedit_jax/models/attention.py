@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from framedit_jax.parallel.collectives import gather_frames
+
 ATTENTION_KERNELS = ('einsum', 'cudnn', 'xla')
 U_TYPES = ('param', 'softmax', 'identity')
 
@@ -127,11 +129,14 @@ class Attention(nn.Module):
   """Multi-head self-attention with a biased `qkv` Dense and a `proj` Dense (timm / official `Attention`).
 
   `(B, L, D)` -> `(B, L, D)`; the qkv channel order is (3, heads, head_dim) as in the official reshape.
+  `kv_axis`: inside a `jax.shard_map` that shards L over this mesh axis (Full 3D frame parallelism), K and V are
+  all-gathered over it so each shard's queries see every token; None or unbound = plain attention.
   """
   num_heads: int
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   use_bias: bool = True
+  kv_axis: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -141,7 +146,8 @@ class Attention(nn.Module):
     dense = lambda n, name, bias: nn.Dense(n, use_bias=bias, dtype=self.dtype, kernel_init=_xavier(), name=name)
     qkv = dense(3 * d, 'qkv', self.use_bias)(x.astype(self.dtype))
     qkv = qkv.reshape(bsz, length, 3, self.num_heads, d // self.num_heads)
-    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], self.attention_kernel)
+    k, v = (gather_frames(qkv[:, :, i], self.kv_axis) for i in (1, 2))
+    out = dot_product_attention(qkv[:, :, 0], k, v, self.attention_kernel)
     return dense(d, 'proj', True)(out.reshape(bsz, length, d))
 
 
@@ -186,6 +192,8 @@ class MatrixAttention(nn.Module):
   Submodules `linear_q`, `linear_k` (N -> r_qk rows), `linear_v` (N -> r_v rows) and `proj_v` (r_v -> N rows) are
   MatrixLinears. The `(B, C*R, T, T)` attention map is sown as `intermediates/attn_map` (read it with
   `module.apply(..., mutable=['intermediates'])`).
+  `frame_axis`: inside a `jax.shard_map` sharding T over this mesh axis, K and V are all-gathered over it (the
+  projections stay per frame, only the T x T scores are global; the sown map is then `(B, C*R, T/f, T)`).
   """
   qk_col_dim: int
   v_col_dim: int
@@ -194,6 +202,7 @@ class MatrixAttention(nn.Module):
   u_type: str = 'param'
   use_bias: bool = True
   dtype: Any = jnp.float32
+  frame_axis: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -208,6 +217,7 @@ class MatrixAttention(nn.Module):
     q = ml(self.qk_col_dim, 'linear_q')(x)
     k = ml(self.qk_col_dim, 'linear_k')(x)
     v = ml(self.v_col_dim, 'linear_v')(x)
+    k, v = gather_frames(k, self.frame_axis), gather_frames(v, self.frame_axis)
     out, weights = matrix_attention(q, k, v, c, r)
     self.sow('intermediates', 'attn_map', weights)
     return ml(n, 'proj_v')(out)
