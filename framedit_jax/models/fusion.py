@@ -19,15 +19,21 @@ import jax
 import jax.numpy as jnp
 
 from framedit_jax.models.attention import Attention, MatrixAttention
+from framedit_jax.parallel.collectives import frames_to_tokens, tokens_to_frames
 
 FUSE_MODES = ('concat', 'gated', 'sum', 'local')
 
 
-def local_temporal(attn: nn.Module, x: jax.Array) -> jax.Array:
-  """Runs a `(B', L, D)` attention module over frames for each token: `(B, T, N, D)` -> `(B, T, N, D)`."""
+def local_temporal(attn: nn.Module, x: jax.Array, frame_axis: str | None = None) -> jax.Array:
+  """Runs a `(B', L, D)` attention module over frames for each token: `(B, T, N, D)` -> `(B, T, N, D)`.
+
+  With `frame_axis` bound by an enclosing `jax.shard_map` (x is then `(B, T/f, N, D)`), an all-to-all makes every
+  frame of N/f tokens local, the module attends over all T, and a second all-to-all restores the frame sharding.
+  """
+  x = frames_to_tokens(x, frame_axis)
   b, t, n, d = x.shape
   y = attn(jnp.swapaxes(x, 1, 2).reshape(b * n, t, d))
-  return jnp.swapaxes(y.reshape(b, n, t, d), 1, 2)
+  return tokens_to_frames(jnp.swapaxes(y.reshape(b, n, t, d), 1, 2), frame_axis)
 
 
 class HybridTemporalAttention(nn.Module):
@@ -35,7 +41,7 @@ class HybridTemporalAttention(nn.Module):
 
   Submodules: `local_attention` (Attention, `num_row_heads` heads; official `vanilla_attention`),
   `matrix_attention` (MatrixAttention), `norm_local`, `norm_global`, and `output_linear` (concat) or params
-  `alpha`, `gamma_local`, `gamma_global` (gated).
+  `alpha`, `gamma_local`, `gamma_global` (gated). `frame_axis`: see `local_temporal` and `MatrixAttention`.
   """
   qk_col_dim: int
   v_col_dim: int
@@ -45,6 +51,7 @@ class HybridTemporalAttention(nn.Module):
   fuse_mode: str = 'concat'
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
+  frame_axis: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -52,11 +59,12 @@ class HybridTemporalAttention(nn.Module):
       raise ValueError(f'fuse_mode must be one of {FUSE_MODES}, got {self.fuse_mode!r}.')
     d = x.shape[-1]
     local = local_temporal(
-        Attention(self.num_row_heads, self.dtype, self.attention_kernel, name='local_attention'), x)
+        Attention(self.num_row_heads, self.dtype, self.attention_kernel, name='local_attention'), x, self.frame_axis)
     if self.fuse_mode == 'local':
       return local
     glob = MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_row_heads, self.u_type,
-                           dtype=self.dtype, name='matrix_attention')(x)
+                           dtype=self.dtype, frame_axis=self.frame_axis,
+                           name='matrix_attention')(x)
     norm = lambda name: nn.LayerNorm(epsilon=1e-5, dtype=jnp.float32, use_fast_variance=False, name=name)
     local = norm('norm_local')(local.astype(jnp.float32))
     glob = norm('norm_global')(glob.astype(jnp.float32))
