@@ -63,6 +63,8 @@ class DiTBlock(nn.Module):
       for each token), 'matrix' (Matrix Attention, FrameDiT-G), 'hybrid' (FrameDiT-H) or 'full3d' (attention over
       all T*N tokens, DiT3D).
     Other attributes configure the mixer (see `MatrixAttention`, `HybridTemporalAttention`).
+    frame_axis: mesh axis sharding T when run inside `jax.shard_map` (frame parallelism): temporal mixers then
+      communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
 
   Call: `block(x (B, T, N, D), c (B, D) or (B, T, D))` -> `(B, T, N, D)` float32.
   """
@@ -77,6 +79,7 @@ class DiTBlock(nn.Module):
   fuse_mode: str = 'concat'
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
+  frame_axis: str | None = None
 
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
@@ -84,15 +87,17 @@ class DiTBlock(nn.Module):
     if self.mixer == 'spatial':
       return attn()(x.reshape(b * t, n, d)).reshape(b, t, n, d)
     if self.mixer == 'local':
-      return local_temporal(attn(), x)
+      return local_temporal(attn(), x, self.frame_axis)
     if self.mixer == 'full3d':
-      return attn()(x.reshape(b, t * n, d)).reshape(b, t, n, d)
+      full = Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=self.frame_axis, name='attn')
+      return full(x.reshape(b, t * n, d)).reshape(b, t, n, d)
     if self.mixer == 'matrix':
       return MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads, self.u_type,
-                             dtype=self.dtype, name='attn')(x)
+                             dtype=self.dtype, frame_axis=self.frame_axis, name='attn')(x)
     if self.mixer == 'hybrid':
       return HybridTemporalAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads,
-                                     self.u_type, self.fuse_mode, self.dtype, self.attention_kernel, name='attn')(x)
+                                     self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
+                                     frame_axis=self.frame_axis, name='attn')(x)
     raise ValueError(f'mixer must be one of {MIXERS}, got {self.mixer!r}.')
 
   @nn.compact
