@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from framedit_jax.models.blocks import DiTBlock, FinalLayer
 from framedit_jax.models.embeddings import (LabelEmbedder, PatchEmbed, TimestepEmbedder, get_1d_sincos_temp_embed,
                                             get_2d_sincos_pos_embed)
+from framedit_jax.parallel.collectives import frame_axis_size, frame_offset
 
 TEMPORAL_DESIGNS = ('local', 'matrix', 'hybrid', 'full3d')
 
@@ -48,6 +49,10 @@ class VideoDiT(nn.Module):
     train: applies label dropout (p = class_dropout_prob, 'dropout' rng).
     y_image: optional `(B, use_image_num)` labels of the image frames (IMG training); defaults to y.
   Returns float32 `(B, T, H, W, 2C)` if learn_sigma (eps then the variance interpolant) else `(B, T, H, W, C)`.
+  frame_axis: mesh axis name for frame parallelism. Only inside a `jax.shard_map` binding it (see
+    `framedit_jax.parallel.frame_parallel.apply_frame_parallel`) does x hold this shard's T/f frames: the
+    temporal embedding is sliced at offset axis_index * T/f and the temporal mixers communicate; elsewhere
+    (init, sampling, one device) the model is unchanged.
   """
   temporal: str = 'local'
   input_size: int = 32
@@ -70,6 +75,7 @@ class VideoDiT(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   remat: bool = False
+  frame_axis: str | None = None
 
   @property
   def out_channels(self) -> int:
@@ -79,7 +85,10 @@ class VideoDiT(nn.Module):
     if x.ndim != 5:
       raise ValueError(f'x must be (B, T, H, W, C), got shape {x.shape}.')
     b, frames, h, w, c = x.shape
-    if frames != self.num_frames + self.use_image_num:
+    shards = frame_axis_size(self.frame_axis)
+    if shards > 1 and self.use_image_num:
+      raise ValueError('use_image_num > 0 is not supported with frame parallelism; set config.mesh.frame=1.')
+    if frames * shards != self.num_frames + self.use_image_num:
       raise ValueError(f'x has T={frames} frames but num_frames + use_image_num = '
                        f'{self.num_frames} + {self.use_image_num}; set num_frames/use_image_num to match.')
     if h != self.input_size or w != self.input_size:
@@ -105,6 +114,9 @@ class VideoDiT(nn.Module):
     h = PatchEmbed(d, p, self.dtype, name='x_embedder')(x)  # (B, T, N, D)
     h = h + jnp.asarray(get_2d_sincos_pos_embed(d, grid[0]))[None, None]
     temp_embed = jnp.asarray(get_1d_sincos_temp_embed(d, tv))[None, :, None, :]  # (1, Tv, 1, D)
+    if frame_axis_size(self.frame_axis) > 1:  # this shard's frames only
+      tv = x.shape[1]
+      temp_embed = jax.lax.dynamic_slice_in_dim(temp_embed, frame_offset(self.frame_axis, tv), tv, axis=1)
 
     c = TimestepEmbedder(d, name='t_embedder')(t)  # (B, D)
     c_spatial = c_temporal = c
@@ -121,7 +133,7 @@ class VideoDiT(nn.Module):
     block_cls = nn.remat(DiTBlock) if self.remat else DiTBlock
     make = lambda i, mixer: block_cls(
         d, self.num_heads, mixer, self.mlp_ratio, self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.u_type,
-        self.fuse_mode, self.dtype, self.attention_kernel, name=f'blocks_{i}')
+        self.fuse_mode, self.dtype, self.attention_kernel, frame_axis=self.frame_axis, name=f'blocks_{i}')
 
     if self.temporal == 'full3d':
       if self.use_image_num:
