@@ -39,8 +39,9 @@ def test_tiny_case_fields_positive(tmp_path, capsys):
   assert r['n_timed'] == 2 and r['memory_kind'] in ('rss', 'device')
   assert r['flops_step'] == 3 * r['flops_fwd']
   assert r['mfu'] == pytest.approx(r['flops_step'] / (r['step_ms'] * 1e-3) / (r['peak_tflops'] * 1e12), rel=1e-3)
-  # XLA counts the real step (loss, optimizer, elementwise) on top of the matmul model: close, and above it.
-  assert 0.95 < r['flops_step_xla'] / r['flops_step'] < 1.6
+  # XLA also counts loss, optimizer and elementwise work, a large share at width 32 (the tight analytic-vs-XLA
+  # check is tests/test_benchmarks_flops.py): above the matmul model, within 2.5x.
+  assert 1.0 < r['flops_step_xla'] / r['flops_step'] < 2.5
   lines = [json.loads(l) for l in out.read_text().splitlines()]
   assert lines[0]['header'] and lines[1]['step_ms'] == r['step_ms']
   assert '# ratios vs Local Factorized' in capsys.readouterr().out
