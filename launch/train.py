@@ -29,7 +29,9 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')  # keep TF (tf.data) off the accelerators
   import jax  # pylint: disable=g-import-not-at-top
-  if os.environ.get('JAX_COORDINATOR_ADDRESS') or os.environ.get('SLURM_NTASKS', '1') != '1':
+  multi_host = (os.environ.get('JAX_COORDINATOR_ADDRESS') or os.environ.get('SLURM_NTASKS', '1') != '1'
+                or ',' in os.environ.get('TPU_WORKER_HOSTNAMES', ''))  # TPU pod slice with several hosts
+  if multi_host:
     jax.distributed.initialize()
   from framedit_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   try:
