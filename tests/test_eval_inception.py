@@ -38,6 +38,8 @@ def test_parity_with_torch_reference(torch_model_and_file):
   assert ours['pool'].shape == (1, 2048) and ours['logits'].shape == (1, 1008)
   np.testing.assert_allclose(ours['pool'], pool.numpy(), atol=1e-4, rtol=0)
   np.testing.assert_allclose(ours['logits'], logits.numpy(), atol=1e-4, rtol=0)
+  unbiased = (pool @ model.fc.weight.T).detach().numpy()  # the original IS input: fc without its bias
+  np.testing.assert_allclose(ours['logits_unbiased'], unbiased, atol=1e-4, rtol=0)
   assert np.abs(pool.numpy()).max() > 0.1  # the comparison is not between near-zero activations
 
 
@@ -133,7 +135,7 @@ def test_evaluate_with_baseline_fid_and_is_use_the_same_n_clips():
 
   class Inc:
     def videos(self, v):
-      return {'pool': frame(v)[..., :4], 'logits': 2 * frame(v)[..., 4:10]}
+      return {'pool': frame(v)[..., :4], 'logits_unbiased': 2 * frame(v)[..., 4:10]}
 
   c3d = lambda v: v[:, :16].reshape(v.shape[0], -1)[:, 3:10]
   res = evaluate.evaluate_with_baseline(iter(fakes), iter(reals), i3d, inception_extractor=Inc(),

@@ -51,8 +51,8 @@ def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extr
     official FrameDiT ``is``).
   * with ``inception_extractor`` (``fid.InceptionFeatureExtractor``): ``fid`` = FID(samples, A) and
     ``fid_real_vs_real`` = FID(A, B) over all frames' 2048-d pool features; ``is_inception`` /
-    ``is_inception_real``: frame IS over the 1008 logits with ``is_splits`` splits. Frame features are held
-    in float32 on the host (N T x 2048 x 4 B: 256 MiB per set at N=2048, T=16).
+    ``is_inception_real``: frame IS over the 1008 bias-free logits with ``is_splits`` splits. Frame features
+    are held in float32 on the host (N T x 2048 x 4 B: 256 MiB per set at N=2048, T=16).
   * with ``c3d_extractor`` (``c3d.C3DFeatureExtractor``, needs 16 frames): ``is_c3d`` / ``is_c3d_real`` (and
     ``*_std``), the UCF-101 IS, ``c3d_is_splits`` splits after a seed-42 shuffle as StyleGAN-V's ``isv``.
 
@@ -99,7 +99,7 @@ def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extr
     res['fid'] = frechet_of('inception/pool', 'fake', 'real')
     res['fid_real_vs_real'] = frechet_of('inception/pool', 'real', 'real_b')
     for s, suffix in (('fake', ''), ('real', '_real')):
-      logits = sets[s]['inception/logits']
+      logits = sets[s]['inception/logits_unbiased']
       res['is_inception' + suffix], res['is_inception' + suffix + '_std'] = fid.inception_score(
           logits.reshape(-1, logits.shape[-1]), is_splits)
   if c3d_extractor is not None:

@@ -7,7 +7,8 @@
   reported as mean and std over ``num_splits`` equal consecutive splits (split ``i`` holds samples
   ``i N / s .. (i + 1) N / s``). The official FrameDiT IS (``tools/metrics/inception_score.py``) is one split
   over the I3D Kinetics-400 logits; StyleGAN-V's UCF101 ``isv`` uses C3D (``c3d.py``) with 10 splits of a
-  shuffled set; image IS uses the 1008 InceptionV3 logits (``inception.py``).
+  shuffled set; image IS uses the 1008 InceptionV3 logits without the fc bias (``inception.py``
+  ``logits_unbiased``, as OpenAI's original code and torch-fidelity).
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ class InceptionFeatureExtractor:
   """Batched, jitted InceptionV3 pool features and logits of frames or videos.
 
   ``extractor(frames)`` with (N, H, W, 3) frames (uint8 or float in [-1, 1]) returns ``{'pool': (N, 2048),
-  'logits': (N, 1008)}`` float32; ``extractor.videos(v)`` with (B, T, H, W, 3) returns the same keys with
-  (B, T, ...) shapes. Frames go through the network in fixed chunks of ``batch_size`` (last one zero-padded),
-  so one compilation serves any N.
+  'logits': (N, 1008), 'logits_unbiased': (N, 1008)}`` float32 (the last without the fc bias: the input of
+  the original Salimans et al. / torch-fidelity IS); ``extractor.videos(v)`` with (B, T, H, W, 3) returns
+  the same keys with (B, T, ...) shapes. Frames go through the network in fixed chunks of ``batch_size``
+  (the last one zero-padded), so one compilation serves any N.
 
   Args:
     variables: Flax variables of ``inception.InceptionV3``; default: loaded from ``weights_path``.
@@ -95,7 +97,7 @@ class InceptionFeatureExtractor:
 
     def forward(v, x):
       out = model.apply(v, inception.preprocess(x, mode))
-      return {'pool': out['pool'], 'logits': out['logits']}
+      return {k: out[k] for k in ('pool', 'logits', 'logits_unbiased')}
 
     self._forward = jax.jit(forward)
 
@@ -112,7 +114,8 @@ class InceptionFeatureExtractor:
       outs.append({k: np.asarray(v)[:n] for k, v in self._forward(self.variables, chunk).items()})
     if not outs:
       return {'pool': np.zeros((0, inception.POOL_DIM), np.float32),
-              'logits': np.zeros((0, inception.NUM_CLASSES), np.float32)}
+              'logits': np.zeros((0, inception.NUM_CLASSES), np.float32),
+              'logits_unbiased': np.zeros((0, inception.NUM_CLASSES), np.float32)}
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
   def videos(self, videos) -> dict[str, np.ndarray]:
