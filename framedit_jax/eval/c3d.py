@@ -1,7 +1,8 @@
 """C3D (Sports-1M, fine-tuned on UCF-101) for the UCF-101 Inception Score, in Flax linen (NTHWC).
 
 Network: Tran et al. 2015 ("Learning Spatiotemporal Features with 3D Convolutional Networks"), the
-``C3DVersion1`` model that TGAN / TGANv2 (pfnet-research/tgan2) and StyleGAN-V (``c3d_ucf101.pt``) use:
+``C3DVersion1`` model that TGAN / TGANv2 (pfnet-research/tgan2) use for the UCF-101 IS; StyleGAN-V ships a
+TorchScript export of it (``c3d_ucf101.pt``) whose built-in preprocessing is not verified here:
 
   conv1a 64 -> pool1 (1,2,2) -> conv2a 128 -> pool2 (2,2,2) -> conv3a/3b 256 -> pool3 -> conv4a/4b 512
   -> pool4 -> conv5a/5b 512 -> pool5 (2,2,2) in ceil mode (Chainer ``cover_all`` / Caffe: 7 -> 4)
@@ -10,7 +11,7 @@ Network: Tran et al. 2015 ("Learning Spatiotemporal Features with 3D Convolution
 All convs are 3x3x3, stride 1, padding 1, with bias, each followed by ReLU (fc6/fc7 too; dropout is off at
 inference).
 
-Input protocol (TGANv2 ``evaluations/calc_inception_score``, "as in previous works" for StyleGAN-V):
+Input protocol (TGANv2's IS script):
 16 frames in [0, 255], each frame resized to 128x128 (OpenCV bicubic), RGB -> BGR, minus the Sports-1M mean
 clip (``mean2.npz``: (3, 16, 128, 171) BGR, centre 128 columns), centre crop 112x112, then the network; IS
 from the softmax of the 101 logits (``fid.inception_score``).
