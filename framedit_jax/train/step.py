@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from framedit_jax.parallel.frame_parallel import apply_model
 from framedit_jax.train.optimizer import learning_rate_schedule
 from framedit_jax.train.state import TrainState, ema_update
 
@@ -47,7 +48,8 @@ def loss_and_grads(params, model: nn.Module, diffusion, x0, t, noise, y, *, grad
   """
 
   def micro_loss(p, x0_m, t_m, noise_m, y_m):
-    model_fn = lambda x_t, tt: model.apply({'params': p}, x_t, tt, y=y_m)
+    # model.apply, or its jax.shard_map over T when model.frame_axis is a mesh axis of size > 1 (frame parallelism).
+    model_fn = lambda x_t, tt: apply_model(model, p, x_t, tt, y_m)
     terms = diffusion.training_losses(model_fn, x0_m, t_m, noise=noise_m)
     loss = jnp.mean(terms['loss'])
     return loss, {k: jnp.mean(terms[k]) for k in ('loss', 'mse', 'vb') if k in terms}
