@@ -34,7 +34,7 @@ def get_config():
   config.optim.start_clip_iter = 0
   config.optim.ema_decay = 0.99
 
-  config.train.num_steps = 400
+  config.train.num_steps = 300
   config.train.log_every = 25
   config.train.ckpt_every = 100
   config.train.keep = 2

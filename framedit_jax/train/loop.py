@@ -107,6 +107,22 @@ def _host_batch(batch: dict[str, np.ndarray], config) -> dict[str, np.ndarray]:
   return out
 
 
+def _train_flops(config, latent_shape) -> float | None:
+  """Analytic model FLOPs of one train step (framedit_jax.models.flops), for the MFU metric."""
+  from framedit_jax.models import flops  # pylint: disable=g-import-not-at-top
+  m, d = config.model, config.data
+  arch = {k: v for k, v in dict(m.get('overrides', {})).items()
+          if k in ('depth', 'hidden_size', 'num_heads', 'patch_size', 'mlp_ratio', 'qk_col_dim', 'v_col_dim',
+                   'num_col_heads', 'fuse_mode')}
+  try:
+    shape = flops.shape_from_name(m.name, input_size=latent_shape[1], num_frames=d.num_frames + d.use_image_num,
+                                  batch_size=d.global_batch_size, in_channels=latent_shape[-1], **arch)
+    return float(flops.train_step_flops(shape))
+  except (KeyError, TypeError, ValueError) as e:  # an architecture the FLOP model does not cover
+    logging.warning('No FLOP count for %s (%s); MFU is not reported.', m.name, e)
+    return None
+
+
 def _log_batch_hash(workdir: str, step: int, host: dict[str, np.ndarray]) -> None:
   """Appends ``{"step", "process", "sha1"}`` of this process's batch to ``<workdir>/batch_hashes.jsonl``."""
   h = hashlib.sha1()
@@ -169,7 +185,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   num_steps = config.train.num_steps
   writer = metrics_lib.create_writer(workdir)
   progress = metrics_lib.Progress(num_steps, start_step, config, writer, n_params=n_params,
-                                  latent_shape=latent_shape)
+                                  latent_shape=latent_shape, flops_per_step=_train_flops(config, latent_shape),
+                                  peak_flops=config.train.get('peak_tflops', 0.0) * 1e12 or None)
   sample_key = jax.random.PRNGKey(config.seed + 1)
   sample_diffusion = sampling.sampling_diffusion(config)
   sampler_cache: dict[Any, Any] = {}
