@@ -89,6 +89,8 @@ def get_config():
   t.keep = 3  # most recent checkpoints kept
   t.keep_period = 0  # also keep every N-th step (0 = off)
   t.sample_every = 0  # 0 = only at the end
+  t.fvd_every = 0  # >0: a small FVD of EMA samples vs real clips every this many steps (num_frames >= 9)
+  t.fvd_num_videos = 16
   t.nan_policy = 'halt'  # 'halt' | 'skip'
   t.peak_tflops = 0.0  # device peak (bf16 dense TFLOP/s per device) for the MFU metric; 0 = not reported
   t.log_batch_hashes = False  # append sha1 of every batch to <workdir>/batch_hashes.jsonl (data audit)

@@ -221,6 +221,37 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     print(f'Wrote {len(paths)} sample videos to {out_dir}', flush=True)
     return paths
 
+  fvd_state: dict[str, Any] = {}
+
+  def periodic_fvd(step: int) -> float:
+    """A small FVD (I3D, StyleGAN-V features) of ``train.fvd_num_videos`` EMA samples vs real clips."""
+    from framedit_jax.eval.fvd import I3DFeatureExtractor, fvd_from_arrays  # pylint: disable=g-import-not-at-top
+    n = int(config.train.fvd_num_videos)
+    if not fvd_state:
+      real_config = config.copy_and_resolve_references()
+      with real_config.unlocked():
+        real_config.seed = config.seed + 7919  # its own clip stream; the training iterator is untouched
+      real_it = make_dataset(real_config, config.data.split, process_index=jax.process_index(),
+                             process_count=jax.process_count())
+      real = []
+      while sum(len(r) for r in real) < n:
+        real.append(np.asarray(next(real_it)['video'])[:, :config.data.num_frames])
+      fvd_state['real'] = np.concatenate(real)[:n]
+      fvd_state['extractor'] = I3DFeatureExtractor()
+    bs = int(config.sample.batch_size)
+    shape = (bs,) + latent_shape
+    if shape not in sampler_cache:
+      sampler_cache[shape] = sampling.make_sampler(model, sample_diffusion, config, shape)
+    fake = []
+    for i in range(0, n, bs):
+      labels = (np.arange(i, i + bs) % config.model.num_classes) if config.model.num_classes > 0 else None
+      with jax.set_mesh(mesh):
+        fake.append(sampling.generate(model, state.ema_params, sample_diffusion, config,
+                                      jax.random.fold_in(sample_key, 10_000 + i), bs, latent_shape=latent_shape,
+                                      labels=labels, vae=None if pixel_space else vae, sampler=sampler_cache[shape]))
+    fake = np.concatenate(fake)[:n, :config.data.num_frames]
+    return float(fvd_from_arrays(fvd_state['real'], fake, fvd_state['extractor']))
+
   step = start_step
   pending = None  # metrics of the previous step, checked one step late to keep the device busy
   try:
@@ -244,6 +275,10 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
           save(step)
         if config.train.sample_every and step % config.train.sample_every == 0 and step < num_steps:
           make_samples(step)
+        if config.train.fvd_every and step % config.train.fvd_every == 0:
+          fvd_value = periodic_fvd(step)
+          writer.write_scalars(step, {'eval/fvd': fvd_value})
+          print(f'step {step}: FVD({config.train.fvd_num_videos} samples vs real) = {fvd_value:.2f}', flush=True)
         if stop.received is not None or ckpt.reached_preemption(step):
           if pending is not None:
             progress.check_and_log(*pending)

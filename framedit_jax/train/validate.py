@@ -26,6 +26,9 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
                      f'config.model.learn_sigma={m.learn_sigma}.')
   if config.train.nan_policy not in ('halt', 'skip'):
     raise ValueError(f"config.train.nan_policy must be 'halt' or 'skip', got {config.train.nan_policy!r}.")
+  if config.train.get('fvd_every', 0) and int(d.num_frames) < 9:
+    raise ValueError(f'config.train.fvd_every needs config.data.num_frames >= 9 (I3D), got {d.num_frames}; '
+                     'set fvd_every=0 or use longer clips.')
   b = int(d.global_batch_size)
   if b <= 0 or b % jax.process_count():
     raise ValueError(f'config.data.global_batch_size={b} must be a positive multiple of the process count '
