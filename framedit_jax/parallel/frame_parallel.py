@@ -87,6 +87,28 @@ def full3d_attention_sharded(q: jax.Array, k: jax.Array, v: jax.Array, frame_axi
   return dot_product_attention(tokens(q), k, v, kernel).reshape(b, t, n, h, dh)
 
 
+def communication_bytes(temporal: str, *, batch: int, frames: int, tokens: int, hidden: int, shards: int,
+                        qk_col_dim: int = 0, v_col_dim: int = 0, itemsize: int = 4) -> float:
+  """Bytes one device receives per temporal block in a frame-parallel forward pass (module docstring formulas).
+
+  Args:
+    temporal: 'matrix', 'local', 'full3d' or 'hybrid'.
+    batch: per-device batch b; frames: global T; tokens: N per frame; hidden: D; shards: f = mesh.frame;
+    qk_col_dim, v_col_dim: r_qk, r_v (matrix / hybrid); itemsize: bytes per element (4 float32, 2 bfloat16).
+
+  Returns:
+    Bytes (the backward pass moves as much again). 0 when shards == 1.
+  """
+  share = (shards - 1) / shards
+  matrix = share * batch * frames * (qk_col_dim + v_col_dim) * hidden * itemsize
+  local = 2 * share * batch * frames * tokens * hidden * itemsize / shards
+  full3d = 2 * share * batch * frames * tokens * hidden * itemsize
+  table = {'matrix': matrix, 'local': local, 'full3d': full3d, 'hybrid': matrix + local}
+  if temporal not in table:
+    raise ValueError(f'temporal must be one of {sorted(table)}, got {temporal!r}.')
+  return table[temporal]
+
+
 def _batch_spec(mesh: Any, batch: int, batch_axes: tuple[str, ...]) -> Any:
   axes = tuple(a for a in batch_axes if a in mesh.axis_names)
   if not axes or batch % math.prod(mesh.shape[a] for a in axes):

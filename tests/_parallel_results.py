@@ -1,0 +1,31 @@
+"""Runs tests/_parallel_script.py once per pytest process on 8 host CPU devices and returns its JSON results.
+
+The pytest process may already have initialised jax with one device, so the multi-device cases run in a
+subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=8. Shared by test_parallel_frame.py and
+test_parallel_sharding.py (one subprocess for both files). LLVM optimisation is turned down: it only changes how
+fast the tiny programs run, and both sides of every comparison are compiled with the same flags.
+"""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+XLA_FLAGS = ('--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0 '
+             '--xla_llvm_disable_expensive_passes=true')
+
+
+@functools.lru_cache(maxsize=None)
+def results() -> dict:
+  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, 'results.json')
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tests', '_parallel_script.py'), out], env=env,
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    if proc.returncode:
+      raise AssertionError(f'tests/_parallel_script.py failed ({proc.returncode}):\n{proc.stderr[-6000:]}')
+    with open(out) as f:
+      return json.load(f)
