@@ -101,6 +101,7 @@ def get_config():
   s.num_steps = 250  # respacing: DDPM-250 (official) or DDIM-N
   s.ddim_eta = 0.0
   s.cfg_scale = 1.0  # >1 enables classifier-free guidance (class-conditional models)
+  s.clip_denoised = ml_collections.FieldReference(None, field_type=bool)  # None: True in pixel space only
   s.num_samples = 2
   s.batch_size = 2
   s.fps = 8

@@ -26,6 +26,16 @@ def sampling_diffusion(config):
                           predict=d.get('predict', 'epsilon'))
 
 
+def clip_denoised(config) -> bool:
+  """Whether samplers clip the predicted x_0 to [-1, 1].
+
+  ``config.sample.clip_denoised`` if set; otherwise True in pixel space (IDDPM's image sampling) and False for
+  VAE latents (official FrameDiT/Latte sampling), whose range is not [-1, 1].
+  """
+  value = config.sample.get('clip_denoised', None)
+  return (config.vae.name == 'identity') if value is None else bool(value)
+
+
 def make_model_fn(model, params, y: jax.Array | None, cfg_scale: float) -> Callable:
   """``model_fn(x_t, t)`` for the samplers; classifier-free guidance when ``cfg_scale != 1`` and labels given."""
   if y is not None and cfg_scale != 1.0:
@@ -37,12 +47,13 @@ def make_model_fn(model, params, y: jax.Array | None, cfg_scale: float) -> Calla
 def make_sampler(model, diffusion, config, shape: tuple[int, ...]) -> Callable:
   """Jitted ``sampler(params, key, y) -> latents`` of ``shape = (B, T, h, w, C)`` (one lax.scan inside)."""
   sampler, eta, cfg_scale = config.sample.sampler, float(config.sample.ddim_eta), float(config.sample.cfg_scale)
+  clip = clip_denoised(config)
 
   def run(params, key, y):
     model_fn = make_model_fn(model, params, y, cfg_scale)
     if sampler == 'ddim':
-      return diffusion.ddim_sample_loop(model_fn, shape, key, eta=eta)
-    return diffusion.p_sample_loop(model_fn, shape, key)
+      return diffusion.ddim_sample_loop(model_fn, shape, key, eta=eta, clip_denoised=clip)
+    return diffusion.p_sample_loop(model_fn, shape, key, clip_denoised=clip)
 
   return jax.jit(run)
 
