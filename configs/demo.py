@@ -3,7 +3,7 @@
   python launch/train.py --config=configs/demo.py --workdir=/tmp/framedit_demo
 
 Runs on 2 CPU cores in about 5 minutes: builds the `sample_videos` TFDS dataset on first use
-(bigbuckbunny, bikes, carphone_pristine), trains 32x32 8-frame clips, writes TensorBoard scalars,
+(bigbuckbunny, bikes, carphone_pristine), trains 32x32 10-frame clips, writes TensorBoard scalars,
 checkpoints and sampled mp4s to the workdir. Running it again resumes from the last checkpoint.
 """
 
@@ -24,7 +24,7 @@ def get_config():
 
   config.data.dataset = 'sample_videos'
   config.data.image_size = 32
-  config.data.num_frames = 8
+  config.data.num_frames = 10  # >= 9 so the samples can be scored by I3D (FVD)
   config.data.frame_interval = 2
   config.data.global_batch_size = 8
   config.data.shuffle_buffer = 64

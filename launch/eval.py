@@ -23,10 +23,14 @@ import sys
 
 from absl import app
 from absl import flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for configs/
 
 flags.DEFINE_string('samples', None, 'Folder of generated mp4s.', required=True)
 flags.DEFINE_string('real', None, 'Folder of real videos (alternative to --config).')
-flags.DEFINE_string('config', None, 'Config file (framedit_jax.data) for real clips from a TFDS split.')
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (framedit_jax.data) for real clips from a TFDS '
+                                           'split; --config.x=y overrides work.', lock_config=True)
 flags.DEFINE_string('split', 'train', 'TFDS split for --config.')
 flags.DEFINE_integer('num_videos', 2048, 'Clips per side (N).')
 flags.DEFINE_integer('num_frames', 16, 'Frames per clip.')
@@ -53,17 +57,12 @@ FLAGS = flags.FLAGS
 
 def _real_clips():
   from framedit_jax.eval import evaluate, fvd, video_io  # pylint: disable=g-import-not-at-top
-  if bool(FLAGS.real) == bool(FLAGS.config):
+  if bool(FLAGS.real) == (_CONFIG.value is not None):
     raise app.UsageError('give exactly one of --real=FOLDER or --config=CONFIG for the real videos.')
   if FLAGS.real:
     return fvd.sample_real_clips(video_io.lazy_folder(FLAGS.real), 2 * FLAGS.num_videos, FLAGS.num_frames,
                                  FLAGS.real_stride, FLAGS.mirror, FLAGS.seed)
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, arg = FLAGS.config.partition(':')
-  spec = importlib.util.spec_from_file_location('eval_config', path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config(arg) if arg else mod.get_config()
+  config = _CONFIG.value
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   return evaluate.clips_from_batches(pipeline.make_dataset(config, FLAGS.split), FLAGS.num_frames)
 
@@ -89,7 +88,7 @@ def main(argv):
       is_splits=FLAGS.is_splits, c3d_is_splits=FLAGS.c3d_is_splits)
   res.update(inception_weights=FLAGS.inception_weights, inception_mode=FLAGS.inception_mode,
              c3d_weights=FLAGS.c3d_weights, real_stride=FLAGS.real_stride, mirror=FLAGS.mirror, seed=FLAGS.seed,
-             ddof=FLAGS.ddof,             samples=FLAGS.samples, real=FLAGS.real or f'{FLAGS.config}:{FLAGS.split}')
+             ddof=FLAGS.ddof,             samples=FLAGS.samples, real=FLAGS.real or f'{config_flags.get_config_filename(FLAGS["config"])}:{FLAGS.split}')
   n = res['num_videos']
   print(f'FVD(samples, real)  = {res["fvd"]:.3f}   (N={n})')
   print(f'FVD(real, real)     = {res["fvd_real_vs_real"]:.3f}   (N={n}, disjoint halves; baseline)')
