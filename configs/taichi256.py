@@ -9,19 +9,8 @@ e.g. `--config=configs/taichi256.py:manual_dir=/data/taichi,use_image_num=8` (IM
 `runlocal` shrinks model, batch, resolution and steps for a smoke test.
 """
 
-from configs import taichi128
-from framedit_jax.data import config_overrides
+from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = taichi128.parse_arg(arg)
-  config = taichi128.get_config(arg)
-  config.data.dataset = 'taichi_hd'
-  config.data.image_size = 256
-  config.data.num_frames = 16
-  config.data.frame_interval = 3
-  if args.get('runlocal'):
-    config.data.image_size = 32
-    config.data.num_frames = 4
-    config.data.frame_interval = 1
-  return config_overrides.apply_data_overrides(config, args)
+  return common.dataset_256_config('taichi_hd', arg)

@@ -9,21 +9,11 @@ e.g. `--config=configs/ucf101_256.py:manual_dir=/data/ucf101,use_image_num=8` (I
 `runlocal` shrinks model, batch, resolution and steps for a smoke test.
 """
 
-from configs import taichi128
-from framedit_jax.data import config_overrides
+from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = taichi128.parse_arg(arg)
-  config = taichi128.get_config(arg)
-  config.data.dataset = 'ucf101'
-  config.data.image_size = 256
-  config.data.num_frames = 16
-  config.data.frame_interval = 3
+  config = common.dataset_256_config('ucf101', arg)
   config.model.num_classes = 101  # class-conditional (official extras: 2), labels = sorted class folders
   config.sample.cfg_scale = 7.0
-  if args.get('runlocal'):
-    config.data.image_size = 32
-    config.data.num_frames = 4
-    config.data.frame_interval = 1
-  return config_overrides.apply_data_overrides(config, args)
+  return config
