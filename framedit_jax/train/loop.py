@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import signal
-import time
 from typing import Any
 
 from absl import logging
@@ -83,8 +82,6 @@ def init_state(config, model, optimizer, mesh, latent_shape: tuple[int, ...]):
 
   Returns ``(state, state_shardings)``.
   """
-  t_total = latent_shape[0]
-
   def init_fn(rng):
     k_params, k_drop, k_state = jax.random.split(rng, 3)
     x = jnp.zeros((1,) + tuple(latent_shape), jnp.float32)
@@ -93,7 +90,6 @@ def init_state(config, model, optimizer, mesh, latent_shape: tuple[int, ...]):
     params = model.init({'params': k_params, 'dropout': k_drop}, x, t, y=y)['params']
     return create_train_state(params, optimizer, k_state)
 
-  del t_total
   rng = jax.random.PRNGKey(config.seed)
   abstract = jax.eval_shape(init_fn, rng)
   shardings = mesh_lib.state_shardings(mesh, abstract)
@@ -101,7 +97,7 @@ def init_state(config, model, optimizer, mesh, latent_shape: tuple[int, ...]):
   return state, shardings
 
 
-def _host_batch(batch: dict[str, np.ndarray], config) -> dict[str, np.ndarray]:
+def _host_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   out = {'video': np.asarray(batch['video'], np.float32)}
   out['label'] = np.asarray(batch.get('label', np.zeros(out['video'].shape[0], np.int32)), np.int32)
   return out
@@ -184,8 +180,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   num_steps = config.train.num_steps
   writer = metrics_lib.create_writer(workdir)
-  progress = metrics_lib.Progress(num_steps, start_step, config, writer, n_params=n_params,
-                                  latent_shape=latent_shape, flops_per_step=_train_flops(config, latent_shape),
+  progress = metrics_lib.Progress(num_steps, start_step, config, writer,
+                                  flops_per_step=_train_flops(config, latent_shape),
                                   peak_flops=config.train.get('peak_tflops', 0.0) * 1e12 or None)
   sample_key = jax.random.PRNGKey(config.seed + 1)
   sample_diffusion = sampling.sampling_diffusion(config)
@@ -257,7 +253,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   try:
     with _StopSignal() as stop:
       while step < num_steps:
-        host = _host_batch(next(data_it), config)
+        host = _host_batch(next(data_it))
         if config.train.log_batch_hashes:
           _log_batch_hash(workdir, step + 1, host)
         with jax.set_mesh(mesh):

@@ -27,8 +27,8 @@ class Progress:
     flops_per_step: model FLOPs of one train step (for MFU), optional; peak_flops: device peak, optional.
   """
 
-  def __init__(self, num_steps: int, start_step: int, config, writer, *, n_params: int = 0,
-               latent_shape=None, flops_per_step: float | None = None, peak_flops: float | None = None):
+  def __init__(self, num_steps: int, start_step: int, config, writer, *,
+               flops_per_step: float | None = None, peak_flops: float | None = None):
     self.num_steps = num_steps
     self.log_every = max(1, int(config.train.log_every))
     self.nan_policy = config.train.nan_policy
@@ -41,7 +41,6 @@ class Progress:
     self._last_step = start_step
     self._acc: dict[str, list[float]] = {}
     self.history: list[tuple[int, float]] = []  # (step, loss) of every step seen, for reports
-    del n_params, latent_shape
 
   def check_and_log(self, step: int, metrics) -> None:
     """Fetches ``metrics`` of ``step`` (1-based count of completed steps); raises on non-finite with 'halt'."""

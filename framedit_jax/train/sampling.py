@@ -6,7 +6,7 @@ Used at the end of training, at ``config.train.sample_every`` intervals, and by 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
