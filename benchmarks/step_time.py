@@ -80,6 +80,8 @@ def make_config(args, case: Case):
   config.model.num_classes = 0
   config.model.dtype = args.dtype
   config.model.remat = bool(args.remat)
+  config.model.remat_policy = args.remat_policy
+  config.model.scan_blocks = bool(args.scan_blocks)
   config.model.attention_kernel = args.attention_kernel
   for k, v in case.overrides.items():
     config.model.overrides[k] = v
@@ -182,7 +184,8 @@ def base_record(args, case: Case) -> dict[str, Any]:
       'bench': 'step_time', 'design': case.design, 'model': case.name, 'latent_size': case.size,
       'tokens_per_frame': shape.tokens_per_frame, 'num_frames': case.frames, 'batch': args.batch,
       'depth': shape.depth, 'hidden_size': shape.hidden_size, 'num_heads': shape.num_heads, 'dtype': args.dtype,
-      'remat': bool(args.remat), 'flops_fwd': fwd, 'flops_step': flops_lib.train_step_flops(shape),
+      'remat': bool(args.remat), 'remat_policy': args.remat_policy, 'scan_blocks': bool(args.scan_blocks),
+      'flops_fwd': fwd, 'flops_step': flops_lib.train_step_flops(shape),
       'temporal_score_elements': flops_lib.temporal_attention_score_elements(shape),
   }
 
@@ -319,6 +322,10 @@ def parse_args(argv=None):
   p.add_argument('--batch', type=int)
   p.add_argument('--dtype', choices=('float32', 'bfloat16'))
   p.add_argument('--remat', action='store_true', default=None, help='nn.remat every block')
+  p.add_argument('--remat-policy', default='none', help="per-block policy: none | full | dots_saveable | ...")
+  p.add_argument('--scan-blocks', dest='scan_blocks', action='store_true', default=True,
+                 help='blocks as one lax.scan (default, as configs/default.py)')
+  p.add_argument('--no-scan-blocks', dest='scan_blocks', action='store_false', help='unrolled blocks')
   p.add_argument('--attention-kernel', default='einsum', choices=('einsum', 'cudnn', 'xla'))
   p.add_argument('--rounds', type=int, help='timing rounds (round-robin over designs when interleaving)')
   p.add_argument('--steps', type=int, help='timed calls per design per round')

@@ -25,7 +25,9 @@ def get_config():
   m.learn_sigma = True
   m.dtype = 'bfloat16'  # compute dtype; params stay float32
   m.attention_kernel = 'einsum'  # 'einsum' (reference) | 'cudnn' (jax.nn.dot_product_attention)
-  m.remat = False  # nn.remat per block
+  m.remat = False  # legacy switch: True = remat_policy 'full'
+  m.remat_policy = 'none'  # 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' (per block)
+  m.scan_blocks = True  # blocks as one lax.scan (same params/numbers; linear backward, flat compile time)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
   # ---------------------------------------------------------------- diffusion

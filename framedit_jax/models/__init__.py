@@ -7,12 +7,12 @@
 """
 
 from framedit_jax.models.attention import Attention, MatrixAttention, MatrixLinear
-from framedit_jax.models.backbone import VideoDiT
+from framedit_jax.models.backbone import LatteStyleDiT
 from framedit_jax.models.cfg import forward_with_cfg
 from framedit_jax.models.fusion import HybridTemporalAttention
 from framedit_jax.models.registry import get_model, list_models, model_config
 
 __all__ = [
-    'Attention', 'HybridTemporalAttention', 'MatrixAttention', 'MatrixLinear', 'VideoDiT', 'forward_with_cfg',
+    'Attention', 'HybridTemporalAttention', 'MatrixAttention', 'MatrixLinear', 'LatteStyleDiT', 'forward_with_cfg',
     'get_model', 'list_models', 'model_config',
 ]

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framedit_jax.models.blocks import DiTBlock, FinalLayer
+from framedit_jax.models.blocks import DiTBlock, FinalLayer, remat_policy
 from framedit_jax.models.embeddings import (LabelEmbedder, PatchEmbed, TimestepEmbedder, get_1d_sincos_temp_embed,
                                             get_2d_sincos_pos_embed)
 from framedit_jax.parallel.collectives import frame_axis_size, frame_offset
@@ -38,7 +38,7 @@ def unpatchify(x: jax.Array, grid: tuple[int, int], patch_size: int, channels: i
   return x.reshape(b, t, h * p, w * p, channels)
 
 
-class VideoDiT(nn.Module):
+class LatteStyleDiT(nn.Module):
   """Latte / DiT3D / FrameDiT-G / FrameDiT-H backbone (build it with `framedit_jax.models.get_model`).
 
   Call:
@@ -49,6 +49,11 @@ class VideoDiT(nn.Module):
     train: applies label dropout (p = class_dropout_prob, 'dropout' rng).
     y_image: optional `(B, use_image_num)` labels of the image frames (IMG training); defaults to y.
   Returns float32 `(B, T, H, W, 2C)` if learn_sigma (eps then the variance interpolant) else `(B, T, H, W, C)`.
+  remat_policy: per-block rematerialisation ('none', 'full', 'dots_saveable', ...; see `blocks.remat_policy`);
+    `remat=True` is the legacy spelling of 'full'.
+  scan_blocks: run the blocks as one `lax.scan` over (spatial, temporal) pairs (single blocks for full3d). Same
+    parameters (`blocks_i`) and the same numbers as the unrolled model (to float rounding); the backward is linear
+    in depth on XLA CPU and compile time is flat in depth. Init always runs unrolled.
   frame_axis: mesh axis name for frame parallelism. Only inside a `jax.shard_map` binding it (see
     `framedit_jax.parallel.frame_parallel.apply_frame_parallel`) does x hold this shard's T/f frames: the
     temporal embedding is sliced at offset axis_index * T/f and the temporal mixers communicate; elsewhere
@@ -75,7 +80,94 @@ class VideoDiT(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   remat: bool = False
+  remat_policy: str = 'none'
+  scan_blocks: bool = False
   frame_axis: str | None = None
+
+  def _block(self, i: int, mixer: str, bound: bool = True, policy: Any = None) -> DiTBlock:
+    """Block `i` with this model's settings: the `blocks_i` submodule, or an unbound copy for the scanned stack."""
+    cls = DiTBlock if policy is None else nn.remat(DiTBlock, policy=policy)
+    kw = {'name': f'blocks_{i}'} if bound else {'parent': None}
+    return cls(self.hidden_size, self.num_heads, mixer, self.mlp_ratio, self.qk_col_dim, self.v_col_dim,
+               self.num_col_heads, self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
+               frame_axis=self.frame_axis, **kw)
+
+  def _mixers(self) -> list[str]:
+    if self.temporal == 'full3d':
+      return ['full3d'] * self.depth
+    return ['spatial' if i % 2 == 0 else self.temporal for i in range(self.depth)]
+
+  def _run_blocks(self, h: jax.Array, c_spatial: jax.Array, c_temporal: jax.Array, temp_embed: jax.Array,
+                  tv: int) -> jax.Array:
+    """All `depth` blocks on `(B, T, N, D)`: unrolled (`blocks_i` submodules) or as one `lax.scan`.
+
+    The temporal embedding is added to the video frames before the first temporal block (after the patch
+    embedding for full3d). Temporal blocks see only the first `tv` frames.
+    """
+    mixers = self._mixers()
+    if self.temporal == 'full3d':
+      if self.use_image_num:
+        raise ValueError('use_image_num > 0 is not supported by DiT3D (full3d); use a Latte/FrameDiT IMG model.')
+      h = h + temp_embed
+    if self.scan_blocks and not self.is_initializing():
+      return self._scan_blocks(h, c_spatial, c_temporal, temp_embed, tv, mixers)
+    policy = remat_policy(self.remat_policy, self.remat)
+    for i, mixer in enumerate(mixers):
+      block = self._block(i, mixer, policy=policy)
+      h = self._apply_block(block, h, mixer, i == 1, c_spatial, c_temporal, temp_embed, tv)
+    return h
+
+  def _apply_block(self, fn, h, mixer, first_temporal, c_spatial, c_temporal, temp_embed, tv):
+    """One block: spatial/full3d blocks see all frames; temporal blocks the video frames (+ temp_embed first)."""
+    if mixer in ('spatial', 'full3d'):
+      return fn(h, c_spatial)
+    video, images = h[:, :tv], h[:, tv:]
+    if first_temporal is True:
+      video = video + temp_embed
+    elif first_temporal is not False:  # traced 0/1 flag inside the scan
+      video = video + temp_embed * first_temporal
+    video = fn(video, c_temporal)
+    return jnp.concatenate([video, images], axis=1) if self.use_image_num else video
+
+  def _scan_blocks(self, h, c_spatial, c_temporal, temp_embed, tv, mixers):
+    """The blocks as a `lax.scan` over groups (one block for full3d, a spatial+temporal pair otherwise).
+
+    The parameters keep their unrolled `blocks_i` layout (converters, checkpoints and sharding rules are shared
+    with the unrolled model); they are stacked per group inside the computation. Each scan iteration is compiled
+    once, so compile time is flat in depth, and the backward materialises the residual-stream cotangent at every
+    group boundary (XLA CPU otherwise fuses the whole cross-block elementwise chain into many consumers).
+    """
+    params = self.variables['params']
+    group = 1 if self.temporal == 'full3d' else 2
+    n_groups = self.depth // group
+    if n_groups == 0:
+      return h if self.depth == 0 else self._run_unbound(h, c_spatial, c_temporal, temp_embed, tv, mixers, 0)
+    stacked = [jax.tree.map(lambda *xs: jnp.stack(xs), *[params[f'blocks_{g * group + j}'] for g in range(n_groups)])
+               for j in range(group)]
+    blocks = [self._block(j, mixers[j], bound=False) for j in range(group)]
+    first = (jnp.arange(n_groups) == 0).astype(jnp.float32)
+    policy = remat_policy(self.remat_policy, self.remat)
+
+    def body(x, xs):
+      group_params, flag = xs
+      for j in range(group):
+        fn = lambda a, c, j=j: blocks[j].apply({'params': group_params[j]}, a, c)
+        x = self._apply_block(fn, x, mixers[j], flag if group == 2 and j == 1 else False, c_spatial, c_temporal,
+                              temp_embed, tv)
+      return x, None
+
+    if policy is not None:
+      body = jax.checkpoint(body, policy=policy, prevent_cse=False)
+    h, _ = jax.lax.scan(body, h, (stacked, first))
+    return self._run_unbound(h, c_spatial, c_temporal, temp_embed, tv, mixers, n_groups * group)
+
+  def _run_unbound(self, h, c_spatial, c_temporal, temp_embed, tv, mixers, start):
+    """Blocks `start..depth-1` applied one by one from `self.variables` (odd depth: the trailing spatial block)."""
+    params = self.variables['params']
+    for i in range(start, self.depth):
+      fn = lambda a, c, i=i: self._block(i, mixers[i], bound=False).apply({'params': params[f'blocks_{i}']}, a, c)
+      h = self._apply_block(fn, h, mixers[i], i == 1, c_spatial, c_temporal, temp_embed, tv)
+    return h
 
   @property
   def out_channels(self) -> int:
@@ -130,27 +222,6 @@ class VideoDiT(nn.Module):
                                  y_embedder(y_image, train)], axis=1)
         c_spatial = c[:, None, :] + y_all  # (B, T, D): per-frame conditioning
 
-    block_cls = nn.remat(DiTBlock) if self.remat else DiTBlock
-    make = lambda i, mixer: block_cls(
-        d, self.num_heads, mixer, self.mlp_ratio, self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.u_type,
-        self.fuse_mode, self.dtype, self.attention_kernel, frame_axis=self.frame_axis, name=f'blocks_{i}')
-
-    if self.temporal == 'full3d':
-      if self.use_image_num:
-        raise ValueError('use_image_num > 0 is not supported by DiT3D (full3d); use a Latte/FrameDiT IMG model.')
-      h = h + temp_embed
-      for i in range(self.depth):
-        h = make(i, 'full3d')(h, c_spatial)
-    else:
-      for i in range(self.depth):
-        if i % 2 == 0:
-          h = make(i, 'spatial')(h, c_spatial)
-          continue
-        video, images = h[:, :tv], h[:, tv:]
-        if i == 1:
-          video = video + temp_embed
-        video = make(i, self.temporal)(video, c_temporal)
-        h = jnp.concatenate([video, images], axis=1) if self.use_image_num else video
-
+    h = self._run_blocks(h, c_spatial, c_temporal, temp_embed, tv)
     out = FinalLayer(d, p, self.out_channels, self.dtype, name='final_layer')(h, c_spatial)
     return unpatchify(out, grid, p, self.out_channels)

@@ -41,6 +41,32 @@ def broadcast_condition(mod: jax.Array, ndim: int) -> jax.Array:
   return mod[:, :, None, :]
 
 
+REMAT_POLICIES = ('none', 'full', 'dots_saveable', 'dots_with_no_batch_dims_saveable', 'everything_saveable')
+
+
+def remat_policy(name: str, remat: bool = False) -> Any:
+  """The `jax.checkpoint` policy for a block, or None for no rematerialisation.
+
+  Args:
+    name: 'none' (store every activation), 'full' (store only the block inputs, recompute the rest in the
+      backward), 'dots_saveable' (store matmul outputs, recompute elementwise work), 'dots_with_no_batch_dims_saveable'
+      (store only the weight-matmul outputs, recompute attention scores), 'everything_saveable'.
+    remat: legacy switch; True with name 'none' means 'full'.
+
+  Raises:
+    ValueError: unknown name.
+  """
+  if name not in REMAT_POLICIES:
+    raise ValueError(f'remat_policy must be one of {REMAT_POLICIES}, got {name!r}.')
+  if name == 'none':
+    name = 'full' if remat else 'none'
+  if name == 'none':
+    return None
+  if name == 'full':
+    return jax.checkpoint_policies.nothing_saveable
+  return getattr(jax.checkpoint_policies, name)
+
+
 class Mlp(nn.Module):
   """timm `Mlp`: `fc1` (D -> hidden) -> tanh-GELU -> `fc2` (hidden -> D)."""
   hidden_features: int

@@ -16,7 +16,7 @@ def forward_with_cfg(module: nn.Module, params: Any, x: jax.Array, t: jax.Array,
   Runs the conditional (labels y) and unconditional (labels `null_label`) passes as one batched apply of 2B.
 
   Args:
-    module: a class-conditional `VideoDiT` (num_classes > 0).
+    module: a class-conditional `LatteStyleDiT` (num_classes > 0).
     params: its params.
     x: `(B, T, H, W, C)` (not doubled by the caller).
     t: `(B,)` int timesteps.

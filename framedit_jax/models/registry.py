@@ -1,4 +1,4 @@
-"""Model names -> `VideoDiT` configurations (official registry names, extended to every size and patch).
+"""Model names -> `LatteStyleDiT` configurations (official registry names, extended to every size and patch).
 
 Grammar (DESIGN.md §2; official `models/__init__.py`):
   Latte-{S,B,M,L,XL}/{2,4,8}                 LatteIMG-...            Local Factorized (Latte Variant 1)
@@ -18,7 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from framedit_jax.models.attention import ATTENTION_KERNELS, U_TYPES
-from framedit_jax.models.backbone import VideoDiT
+from framedit_jax.models.backbone import LatteStyleDiT
 from framedit_jax.models.fusion import FUSE_MODES
 
 # size: (depth, hidden_size, num_heads) -- official Latte / DiT3D / FrameDiT configs.
@@ -47,7 +47,7 @@ FAMILIES = {
 
 # Overrides any model accepts, and those that only apply to some temporal designs.
 _COMMON = ('input_size', 'num_frames', 'in_channels', 'num_classes', 'class_dropout_prob', 'learn_sigma', 'dtype',
-           'attention_kernel', 'remat', 'use_image_num', 'depth', 'hidden_size', 'num_heads', 'patch_size',
+           'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'use_image_num', 'depth', 'hidden_size', 'num_heads', 'patch_size',
            'mlp_ratio', 'frame_axis')
 _MATRIX = ('u_type', 'qk_col_dim', 'v_col_dim', 'num_col_heads')
 _HYBRID = ('fuse_mode',)
@@ -84,7 +84,7 @@ def list_models(prefix: str = '') -> list[str]:
 
 
 def model_config(name: str) -> dict[str, Any]:
-  """The `VideoDiT` fields a name fixes (temporal, depth, hidden_size, ...). Raises KeyError with close matches."""
+  """The `LatteStyleDiT` fields a name fixes (temporal, depth, hidden_size, ...). Raises KeyError with close matches."""
   if name not in _REGISTRY:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.6)
     hint = f' Close matches: {", ".join(close)}.' if close else ' See framedit_jax.models.list_models().'
@@ -100,7 +100,7 @@ def _as_dtype(value: Any) -> Any:
   return jnp.dtype(value).type
 
 
-def get_model(name: str, **overrides: Any) -> VideoDiT:
+def get_model(name: str, **overrides: Any) -> LatteStyleDiT:
   """Builds the Flax module for an official model name.
 
   Args:
@@ -109,13 +109,13 @@ def get_model(name: str, **overrides: Any) -> VideoDiT:
     **overrides: input_size (latent H = W, default 32), num_frames (16), in_channels (4), num_classes (0 =
       unconditional; > 0 class-conditional with null label = num_classes), class_dropout_prob (0.1), learn_sigma
       (True), dtype ('float32' | 'bfloat16' | jnp dtype; compute dtype, params stay float32), attention_kernel
-      ('einsum' | 'cudnn' | 'xla'), remat (False), use_image_num (0), frame_axis (None; mesh axis for frame
+      ('einsum' | 'cudnn' | 'xla'), remat (False), remat_policy ('none'), scan_blocks (False), use_image_num (0), frame_axis (None; mesh axis for frame
       parallelism, see `framedit_jax.parallel.frame_parallel`); FrameDiT only: u_type ('param' | 'softmax' |
       'identity'), qk_col_dim, v_col_dim, num_col_heads; FrameDiT-H only: fuse_mode ('concat' | 'gated' | 'sum' |
       'local'); architecture (for tests): depth, hidden_size, num_heads, patch_size, mlp_ratio.
 
   Returns:
-    A `VideoDiT` (flax.linen.Module).
+    A `LatteStyleDiT` (flax.linen.Module).
 
   Raises:
     KeyError: unknown name (lists close matches). TypeError: unknown or inapplicable override. ValueError: bad value.
@@ -126,18 +126,15 @@ def get_model(name: str, **overrides: Any) -> VideoDiT:
     allowed |= set(_MATRIX)
   if cfg['temporal'] == 'hybrid':
     allowed |= set(_HYBRID)
-  if overrides.get('scan_blocks', False):
-    raise ValueError('scan_blocks=True is not supported by framedit_jax.models; set config.model.scan_blocks=False.')
-  overrides.pop('scan_blocks', None)
   for key in overrides:
     if key not in allowed:
-      fields = {f.name for f in dataclasses.fields(VideoDiT)}
+      fields = {f.name for f in dataclasses.fields(LatteStyleDiT)}
       why = 'does not apply to' if key in fields else 'is not an option of'
       raise TypeError(f'get_model: override {key!r} {why} {name!r}; allowed: {", ".join(sorted(allowed))}.')
   cfg.update(overrides)
   cfg['dtype'] = _as_dtype(cfg.get('dtype', jnp.float32))
   _validate(name, cfg)
-  return VideoDiT(**cfg)
+  return LatteStyleDiT(**cfg)
 
 
 def _validate(name: str, cfg: dict[str, Any]) -> None:

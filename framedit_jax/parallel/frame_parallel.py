@@ -122,7 +122,7 @@ def apply_frame_parallel(model: Any, params: Any, x: jax.Array, t: jax.Array, y:
   """`model.apply({'params': params}, x, t, y=y)` with T sharded over `frame_axis` by `jax.shard_map`.
 
   Args:
-    model: a `VideoDiT` (its `frame_axis` is set to `frame_axis` here; the parameters are the same).
+    model: a `LatteStyleDiT` (its `frame_axis` is set to `frame_axis` here; the parameters are the same).
     params: its parameters (any sharding; inside they are replicated, so fsdp shards are all-gathered first).
     x: `(B, T, H, W, C)`; t: `(B,)`; y: `(B,)` labels or None.
     mesh: a `Mesh` with `frame_axis` (and optionally `batch_axes`); None = the mesh set by `jax.set_mesh`.

@@ -63,7 +63,8 @@ def build_model(config, latent_channels: int, latent_size: int):
   overrides = dict(
       input_size=latent_size, num_frames=d.num_frames, in_channels=latent_channels,
       num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
-      dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num)
+      dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num,
+      remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False))
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
     overrides['frame_axis'] = 'frame'
   overrides.update(dict(m.get('overrides', {})))
