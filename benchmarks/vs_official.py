@@ -336,7 +336,7 @@ def run_design(src: str, design: str, *, frames: int, latent: int, batch: int, d
   rec = {'bench': 'vs_official', 'design': design, 'ours_model': pair.ours.config.model.name,
          'official_class': parity_official.CASES[OFFICIAL_CASE[design]][1], 'num_frames': frames,
          'latent_size': latent, 'batch': batch, 'depth': m.depth, 'hidden_size': m.hidden_size,
-         'num_heads': m.num_heads, 'dtype': 'float32', 'ours_overrides': dict(ours_overrides),
+         'num_heads': m.num_heads, 'dtype': pair.ours.config.model.dtype, 'ours_overrides': dict(ours_overrides),
          'params': int(sum(np.prod(a.shape) for a in jax.tree.leaves(pair.ours.state.params))),
          'official_params': int(sum(p.numel() for p in pair.official.model.parameters() if p.requires_grad)),
          'ours_compile_s': round(pair.ours.compile_s, 3),
