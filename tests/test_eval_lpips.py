@@ -53,10 +53,10 @@ def test_video_mean_is_mean_of_frame_distances(converted):
   fakes = [frames[0][:2], frames[0][2:]]  # clips of 2 and 1 frames
   reals = [frames[1][:2], frames[1][2:]]
   per_frame = lpips.lpips_distance(params, frames[0] / 127.5 - 1.0, frames[1] / 127.5 - 1.0, net)
-  got = lpips.lpips_of_videos(params, fakes, reals, net, batch_size=2)
+  got = lpips.lpips_of_videos(params, fakes, reals, net, batch_size=2, resolution=None)
   np.testing.assert_allclose(got, float(np.mean(per_frame)), rtol=1e-6)
   with pytest.raises(ValueError, match='shapes differ'):
-    lpips.lpips_of_videos(params, [frames[0][:2]], [frames[1][:1]], net)
+    lpips.lpips_of_videos(params, [frames[0][:2]], [frames[1][:1]], net, resolution=None)
 
 
 def test_errors_name_the_problem(tmp_path):
@@ -69,3 +69,14 @@ def test_errors_name_the_problem(tmp_path):
     lpips_convert.convert_state_dicts(backbone, lin, 'alex')
   with pytest.raises(ValueError, match='net must be one of'):
     lpips_convert.convert_state_dicts(backbone, lin, 'squeeze')
+
+
+def test_video_pairs_are_made_square_as_the_official_loader(converted):
+  net, params = lpips.load_lpips(converted['vgg'])
+  codes = tool.inputs('vgg')  # (2, 3, 32, 32, 3)
+  fake = (codes[0].astype(np.int16) + 128).astype(np.uint8)
+  wide = np.zeros((3, 32, 40, 3), np.uint8)  # short side already 32: only the centre crop applies
+  wide[:, :, 4:36] = (codes[1].astype(np.int16) + 128).astype(np.uint8)
+  want = np.mean(lpips.lpips_distance(params, fake / 127.5 - 1.0, wide[:, :, 4:36] / 127.5 - 1.0, net))
+  got = lpips.lpips_of_videos(params, [fake], [wide], net, resolution=32)
+  np.testing.assert_allclose(got, float(want), rtol=1e-5)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from framedit_jax.eval import motion_extractor, pips2, pips2_convert
+from framedit_jax.eval import motion_extractor, pips2, pips2_convert, resize
 
 HERE = os.path.dirname(__file__)
 _spec = importlib.util.spec_from_file_location('parity_pips2', os.path.join(HERE, '..', 'tools', 'parity_pips2.py'))
@@ -60,7 +60,7 @@ def test_resize_matches_torch_interpolate():
   for hw in ((16, 12), (4, 5), (7, 9)):
     ref = torch.nn.functional.interpolate(torch.from_numpy(x).permute(0, 3, 1, 2), size=hw, mode='bilinear',
                                           align_corners=False).permute(0, 2, 3, 1).numpy()
-    np.testing.assert_allclose(np.asarray(motion_extractor.resize_bilinear(jnp.asarray(x), *hw)), ref, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(resize.resize_bilinear(jnp.asarray(x), *hw)), ref, atol=1e-4)
 
 
 def test_converter_and_loader_errors(fixture, tmp_path):

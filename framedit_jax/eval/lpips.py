@@ -186,21 +186,26 @@ def make_lpips_fn(weights: str, net: str | None = None) -> Callable[[jax.Array, 
   return perceptual_fn
 
 
-def lpips_of_videos(params: dict, fakes, reals, net: str = 'vgg', batch_size: int = 32) -> float:
+def lpips_of_videos(params: dict, fakes, reals, net: str = 'vgg', batch_size: int = 32,
+                    resolution: int | None = 256, max_pairs: int | None = None) -> float:
   """Mean frame LPIPS of paired clips, as the official FrameDiT ``cal_metrics.py`` (fake frame t vs real frame t).
 
   Args:
     params: from ``load_lpips``.
-    fakes, reals: iterables of (T, H, W, 3) uint8 clips, paired in order (the shorter one sets the count).
+    fakes, reals: iterables of (T, H, W, 3) clips in [0, 255], paired in order (the shorter one sets the count).
     net: the backbone.
     batch_size: frames per call.
+    resolution: clips are first made ``resolution`` x ``resolution`` as the official loader does
+      (``resize.square_frames``; 256 in ``cal_metrics.py``); None keeps them as they are.
+    max_pairs: use at most this many clip pairs.
 
   Returns:
-    the mean LPIPS over all paired frames.
+    the mean LPIPS over all paired frames (each frame weighs the same).
 
   Raises:
-    ValueError: no pairs, or a pair whose shapes differ.
+    ValueError: no pairs, or (with ``resolution=None``) a pair whose shapes differ.
   """
+  from framedit_jax.eval.resize import square_frames  # pylint: disable=g-import-not-at-top
   total, count, buf_x, buf_y = 0.0, 0, [], []
 
   def flush():
@@ -212,8 +217,12 @@ def lpips_of_videos(params: dict, fakes, reals, net: str = 'vgg', batch_size: in
       buf_x.clear()
       buf_y.clear()
 
-  for fake, real in zip(fakes, reals):
+  for i, (fake, real) in enumerate(zip(fakes, reals)):
+    if max_pairs is not None and i >= max_pairs:
+      break
     fake, real = np.asarray(fake, np.float32), np.asarray(real, np.float32)
+    if resolution is not None:
+      fake, real = square_frames(fake, resolution), square_frames(real, resolution)
     if fake.shape != real.shape:
       raise ValueError(f'LPIPS pairs fake and real clips frame by frame; shapes differ: {fake.shape} vs {real.shape}.')
     buf_x.append(fake)

@@ -2,7 +2,8 @@
 
 Follows the official FrameDiT ``tools/metrics/models/motion_extractor.py`` (``MotionExtractor``): frames in
 [-1, 1] are resized to ``resolution`` x ``resolution`` (bilinear, half-pixel, no antialiasing: torch
-``F.interpolate(align_corners=False)``), cut into 16-frame segments starting every 15 frames (each segment is
+``F.interpolate(align_corners=False)``; the official loader has already made clips square at that
+resolution, see ``resize.square_frames``), cut into 16-frame segments starting every 15 frames (each segment is
 one sample), tracked from the ``num_points`` grid of ``fvmd.grid_points`` with 8 iterations (``beautify``),
 and turned into 1024 velocity + acceleration histogram features (S=16, 20x20 grid). FVMD is the Fréchet
 distance of these features between two sets of videos.
@@ -10,38 +11,19 @@ distance of these features between two sets of videos.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from framedit_jax.eval import fvmd
 from framedit_jax.eval import pips2
 from framedit_jax.eval import pips2_convert
+from framedit_jax.eval.resize import resize_bilinear
 
 SEGMENT_LENGTH = 16
 
 
-def resize_bilinear(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
-  """(B, H, W, C) -> (B, out_h, out_w, C), torch ``F.interpolate(mode='bilinear', align_corners=False)``."""
-
-  def along(x, axis, n_out):
-    n_in = x.shape[axis]
-    if n_in == n_out:
-      return x
-    src = (jnp.arange(n_out, dtype=jnp.float32) + 0.5) * jnp.float32(n_in / n_out) - 0.5
-    src = jnp.maximum(src, 0.0)
-    i0 = jnp.minimum(jnp.floor(src).astype(jnp.int32), n_in - 1)
-    i1 = jnp.minimum(i0 + 1, n_in - 1)
-    shape = [1] * x.ndim
-    shape[axis] = n_out
-    lam = (src - i0.astype(jnp.float32)).reshape(shape)
-    return jnp.take(x, i0, axis=axis) * (1 - lam) + jnp.take(x, i1, axis=axis) * lam
-
-  return along(along(x, 1, out_h), 2, out_w)
-
-
 class MotionFeatureExtractor:
-  """(B, T, H, W, 3) uint8 videos -> (B * segments, F) FVMD features (float64), T >= 16.
+  """(B, T, H, W, 3) videos in [0, 255] -> (B * segments, F) FVMD features (float64), T >= 16.
 
   Args:
     weights_path: PIPs++ checkpoint (``pips2_weights.pth``, see ``pips2_convert.WEIGHTS_HINT``), or
@@ -68,7 +50,7 @@ class MotionFeatureExtractor:
     self.queries = jnp.asarray(fvmd.grid_points(resolution, num_points), jnp.float32)  # (N, 2)
 
   def tracks(self, video) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (segments, 16, N, 2) pixel tracks at ``resolution`` (official segment starts)."""
+    """(T, H, W, 3) in [0, 255] -> (segments, 16, N, 2) pixel tracks at ``resolution`` (official segment starts)."""
     video = np.asarray(video)
     t = video.shape[0]
     if video.ndim != 4 or t < SEGMENT_LENGTH:
