@@ -70,6 +70,8 @@ def test_converter_and_loader_errors(fixture, tmp_path):
   with pytest.raises(ValueError, match=r'missing \[.fnet\.layer2_0\.downsample_0\.bias.\], unexpected '
                                        r'\[.delta_block\.extra\.weight.\]'):
     pips2_convert.convert_state_dict(sd)
+  with pytest.raises(ValueError, match='multiples of 8 and >= 128'):
+    pips2.track({}, np.zeros((1, 8, 4, 2)), np.zeros((1, 8, 64, 64, 3)))
   with pytest.raises(FileNotFoundError, match='pips2_weights.pth'):
     motion_extractor.MotionFeatureExtractor(str(tmp_path / 'none.pth'))
   # a real checkpoint layout: {'model_state_dict': ...} saved by torch, loaded with weights_only=True

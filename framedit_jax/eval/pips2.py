@@ -19,6 +19,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from framedit_jax.eval.pips2_layers import BasicEncoder
 from framedit_jax.eval.pips2_layers import DeltaBlock
@@ -98,8 +99,7 @@ def sample_corr(pyramid: list[jax.Array], targets: jax.Array, coords: jax.Array,
   return jnp.concatenate(out, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=('iters', 'beautify'))
-def track(params: dict, trajs_e0: jax.Array, rgbs: jax.Array, iters: int = 8, beautify: bool = True) -> jax.Array:
+def track(params: dict, trajs_e0, rgbs, iters: int = 8, beautify: bool = True) -> jax.Array:
   """Tracks points through a clip with PIPs++.
 
   Args:
@@ -114,7 +114,23 @@ def track(params: dict, trajs_e0: jax.Array, rgbs: jax.Array, iters: int = 8, be
   Returns:
     (iters + 1, B, S, N, 2) pixel trajectories after each iteration (frame 0 unlocked in the first ``iters``,
     as the official list) and the final locked one; FVMD uses ``[-1]``.
+
+  Raises:
+    ValueError: shapes that do not match, H or W not a multiple of 8 or below 128, S < 2, iters < 1.
   """
+  ts, rs = np.shape(trajs_e0), np.shape(rgbs)
+  if len(ts) != 4 or len(rs) != 5 or rs[:2] != ts[:2] or rs[-1] != 3 or ts[-1] != 2:
+    raise ValueError(f'PIPs++ needs trajs_e0 (B, S, N, 2) and rgbs (B, S, H, W, 3); got {np.shape(trajs_e0)} and '
+                     f'{np.shape(rgbs)}.')
+  s, h, w = rs[1:4]
+  if h % STRIDE or w % STRIDE or min(h, w) < 16 * STRIDE or s < 2 or iters < 1:
+    raise ValueError(f'PIPs++ needs H, W multiples of {STRIDE} and >= {16 * STRIDE}, S >= 2, iters >= 1; got '
+                     f'H={h}, W={w}, S={s}, iters={iters}.')
+  return _track(params, jnp.asarray(trajs_e0, jnp.float32), jnp.asarray(rgbs, jnp.float32), iters, beautify)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _track(params, trajs_e0, rgbs, iters, beautify):
   b, s, n, _ = trajs_e0.shape
   _, _, h, w, _ = rgbs.shape
   fmaps = BasicEncoder(LATENT_DIM, STRIDE).apply({'params': params['fnet']}, rgbs.reshape(b * s, h, w, 3))
