@@ -42,6 +42,11 @@ def test_fvmd_halves_and_clip_preparation():
   np.testing.assert_allclose(res['fvmd'], fd(feats(fakes), feats(reals[:3])), rtol=1e-9)
   np.testing.assert_allclose(res['fvmd_real_vs_real'], fd(feats(reals[:3]), feats(reals[3:6])), rtol=1e-9)
   assert res['fvmd'] > 0
+  # real clips as framedit_jax.data gives them (float in [-1, 1]) score the same
+  as_float = [c.astype(np.float32) / np.float32(127.5) - 1.0 for c in reals]
+  res_f = evaluate.evaluate_with_baseline(iter(fakes), iter(as_float), _i3d, num_videos=3, batch_size=2,
+                                          motion_extractor=_motion, motion_resolution=8)
+  np.testing.assert_allclose(res_f['fvmd'], res['fvmd'], rtol=1e-5)
 
 
 def test_fvmd_needs_16_frames():

@@ -80,3 +80,6 @@ def test_video_pairs_are_made_square_as_the_official_loader(converted):
   want = np.mean(lpips.lpips_distance(params, fake / 127.5 - 1.0, wide[:, :, 4:36] / 127.5 - 1.0, net))
   got = lpips.lpips_of_videos(params, [fake], [wide], net, resolution=32)
   np.testing.assert_allclose(got, float(want), rtol=1e-5)
+  as_float = wide.astype(np.float32) / np.float32(127.5) - 1.0  # framedit_jax.data clips: float in [-1, 1]
+  np.testing.assert_allclose(lpips.lpips_of_videos(params, [fake], [as_float], net, resolution=32), float(want),
+                             rtol=1e-4)

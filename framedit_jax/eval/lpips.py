@@ -192,7 +192,8 @@ def lpips_of_videos(params: dict, fakes, reals, net: str = 'vgg', batch_size: in
 
   Args:
     params: from ``load_lpips``.
-    fakes, reals: iterables of (T, H, W, 3) clips in [0, 255], paired in order (the shorter one sets the count).
+    fakes, reals: iterables of (T, H, W, 3) clips, uint8 (or float in [-1, 1]), paired in order (the shorter one
+      sets the count).
     net: the backbone.
     batch_size: frames per call.
     resolution: clips are first made ``resolution`` x ``resolution`` as the official loader does
@@ -205,7 +206,7 @@ def lpips_of_videos(params: dict, fakes, reals, net: str = 'vgg', batch_size: in
   Raises:
     ValueError: no pairs, or (with ``resolution=None``) a pair whose shapes differ.
   """
-  from framedit_jax.eval.resize import square_frames  # pylint: disable=g-import-not-at-top
+  from framedit_jax.eval.resize import square_frames, to_0_255  # pylint: disable=g-import-not-at-top
   total, count, buf_x, buf_y = 0.0, 0, [], []
 
   def flush():
@@ -220,9 +221,10 @@ def lpips_of_videos(params: dict, fakes, reals, net: str = 'vgg', batch_size: in
   for i, (fake, real) in enumerate(zip(fakes, reals)):
     if max_pairs is not None and i >= max_pairs:
       break
-    fake, real = np.asarray(fake, np.float32), np.asarray(real, np.float32)
     if resolution is not None:
       fake, real = square_frames(fake, resolution), square_frames(real, resolution)
+    else:
+      fake, real = to_0_255(fake), to_0_255(real)
     if fake.shape != real.shape:
       raise ValueError(f'LPIPS pairs fake and real clips frame by frame; shapes differ: {fake.shape} vs {real.shape}.')
     buf_x.append(fake)

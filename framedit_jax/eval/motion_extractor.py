@@ -23,7 +23,7 @@ SEGMENT_LENGTH = 16
 
 
 class MotionFeatureExtractor:
-  """(B, T, H, W, 3) videos in [0, 255] -> (B * segments, F) FVMD features (float64), T >= 16.
+  """(B, T, H, W, 3) videos with values in [0, 255] (uint8 or float) -> (B * segments, F) FVMD features (float64), T >= 16.
 
   Args:
     weights_path: PIPs++ checkpoint (``pips2_weights.pth``, see ``pips2_convert.WEIGHTS_HINT``), or

@@ -29,19 +29,28 @@ def resize_bilinear(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
   return along(along(x, 1, out_h), 2, out_w)
 
 
+def to_0_255(frames) -> np.ndarray:
+  """uint8 frames as float32 [0, 255]; float frames are taken to be in [-1, 1] (``framedit_jax.data``) and mapped
+  to [0, 255] (the convention of ``i3d.preprocess``)."""
+  frames = np.asarray(frames)
+  if frames.dtype == np.uint8:
+    return frames.astype(np.float32)
+  return (frames.astype(np.float32) + 1.0) * 127.5
+
+
 def square_frames(frames, resolution: int) -> np.ndarray:
-  """(T, H, W, 3) uint8 -> (T, R, R, 3) float32 in [0, 255]: short side to R, then a centre crop.
+  """(T, H, W, 3) uint8 (or float in [-1, 1]) -> (T, R, R, 3) float32 in [0, 255]: short side to R, centre crop.
 
   As the official evaluation loader (torchvision ``resize(size=R, BILINEAR)`` of the short edge, then a
   centre crop). Resizing here is bilinear with antialiasing when shrinking (``jax.image.resize``), the
   analogue of PIL's bilinear filter; frames already R x R pass unchanged.
   """
-  frames = np.asarray(frames)
+  frames = to_0_255(frames)
   t, h, w, c = frames.shape
   if (h, w) == (resolution, resolution):
-    return frames.astype(np.float32)
+    return frames
   scale = resolution / min(h, w)
   nh, nw = max(resolution, int(round(h * scale))), max(resolution, int(round(w * scale)))
-  out = jax.image.resize(jnp.asarray(frames, jnp.float32), (t, nh, nw, c), 'linear', antialias=True)
+  out = jax.image.resize(jnp.asarray(frames), (t, nh, nw, c), 'linear', antialias=True)
   top, left = (nh - resolution) // 2, (nw - resolution) // 2
   return np.asarray(out[:, top:top + resolution, left:left + resolution])
