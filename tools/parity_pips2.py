@@ -137,9 +137,11 @@ def main():
   shapes = state_dict_shapes(pips2_mod)
   ref = official(a.official_src)
   got = ours(shapes)
+  tolerance = dict(tracks=1e-4, e2e_tracks=1e-4, e2e_features=1e-6)
   for k in ref:
     err = float(np.abs(ref[k] - got[k]).max())
     print(f'{k}: shape {ref[k].shape}  max|ref| {np.abs(ref[k]).max():.3f}  max|diff| {err:.2e}')
+    assert err <= tolerance[k], (k, err)
   d = ref['tracks'][-1] - ref['tracks'][0][:, :1]
   print('official track displacement from the query (px):', np.abs(d).max(axis=(0, 2, 3)))
   if a.write_fixture:
