@@ -7,6 +7,9 @@ r"""FVD (and FID / IS) of generated videos against real videos, with a real-vs-r
       --inception_weights=pt_inception-2015-12-05-6726825d.pth \
       --c3d_weights=conv3d_deepnetA_ucf.npz --c3d_mean=mean2.npz
 
+FVMD (PIPs++ motion features, official FrameDiT protocol) is computed only with ``--fvmd_weights`` and LPIPS
+(fake clip i vs real clip i, frame by frame, as the official ``cal_metrics.py``) only with ``--lpips_weights``;
+without them one line says where the weights come from.
 FID (frame-level, InceptionV3 pool features) and the Inception IS are computed only with
 ``--inception_weights`` (pytorch-fid's file); the UCF-101 C3D IS only with ``--c3d_weights`` (+ ``--c3d_mean``).
 The I3D IS (official FrameDiT ``is``) is always reported. Every metric has its real-clip counterpart.
@@ -49,6 +52,9 @@ flags.DEFINE_integer('is_splits', 1, 'Splits of the frame-level Inception IS.')
 flags.DEFINE_string('c3d_weights', None, 'C3D UCF-101 weights (TGANv2 Chainer .npz or PyTorch); enables C3D IS.')
 flags.DEFINE_string('c3d_mean', None, 'Sports-1M mean clip mean2.npz for C3D (unless inside --c3d_weights).')
 flags.DEFINE_integer('c3d_is_splits', 10, 'Splits of the C3D IS (StyleGAN-V isv: 10).')
+flags.DEFINE_string('fvmd_weights', None, 'PIPs++ pips2_weights.pth (official FVMD tracker); enables FVMD.')
+flags.DEFINE_string('lpips_weights', None, 'LPIPS .npz from framedit_jax.eval.lpips_convert; enables LPIPS.')
+flags.DEFINE_integer('metric_resolution', 256, 'FVMD/LPIPS clips are made this square first (official: 256).')
 flags.DEFINE_string('out_json', None, 'Where to write the results JSON.')
 flags.DEFINE_string('workdir', None, 'TensorBoard directory (clu metric writer).')
 flags.DEFINE_integer('step', 0, 'Step to log the scalars at.')
@@ -70,8 +76,13 @@ def _real_clips():
 def main(argv):
   del argv
   from framedit_jax.eval import c3d, evaluate, fid, fvd, video_io  # pylint: disable=g-import-not-at-top
-  inception_ex = c3d_ex = None  # load the optional networks first: a bad file fails before any I3D work
+  from framedit_jax.eval import lpips, motion_extractor, pips2_convert  # pylint: disable=g-import-not-at-top
+  inception_ex = c3d_ex = motion_ex = lpips_params = None  # optional networks first: bad files fail before I3D
   try:
+    if FLAGS.fvmd_weights:
+      motion_ex = motion_extractor.MotionFeatureExtractor(FLAGS.fvmd_weights, resolution=FLAGS.metric_resolution)
+    if FLAGS.lpips_weights:
+      lpips_net, lpips_params = lpips.load_lpips(FLAGS.lpips_weights)
     if FLAGS.inception_weights:
       inception_ex = fid.InceptionFeatureExtractor(weights_path=FLAGS.inception_weights,
                                                    batch_size=FLAGS.inception_batch_size, mode=FLAGS.inception_mode)
@@ -85,9 +96,15 @@ def main(argv):
   res = evaluate.evaluate_with_baseline(
       fakes, _real_clips(), extractor, inception_extractor=inception_ex, c3d_extractor=c3d_ex,
       num_videos=FLAGS.num_videos, num_frames=FLAGS.num_frames, batch_size=FLAGS.batch_size, ddof=FLAGS.ddof,
-      is_splits=FLAGS.is_splits, c3d_is_splits=FLAGS.c3d_is_splits)
+      is_splits=FLAGS.is_splits, c3d_is_splits=FLAGS.c3d_is_splits, motion_extractor=motion_ex,
+      motion_resolution=FLAGS.metric_resolution)
+  if lpips_params is not None:  # official cal_metrics.py: fake clip i vs real clip i, frame by frame
+    fakes = (video_io.read_video(p, FLAGS.num_frames) for p in video_io.list_videos(FLAGS.samples))
+    res['lpips'] = lpips.lpips_of_videos(lpips_params, fakes, _real_clips(), lpips_net,
+                                         resolution=FLAGS.metric_resolution, max_pairs=res['num_videos'])
   res.update(inception_weights=FLAGS.inception_weights, inception_mode=FLAGS.inception_mode,
-             c3d_weights=FLAGS.c3d_weights, real_stride=FLAGS.real_stride, mirror=FLAGS.mirror, seed=FLAGS.seed,
+             c3d_weights=FLAGS.c3d_weights, fvmd_weights=FLAGS.fvmd_weights, lpips_weights=FLAGS.lpips_weights,
+             metric_resolution=FLAGS.metric_resolution, real_stride=FLAGS.real_stride, mirror=FLAGS.mirror, seed=FLAGS.seed,
              ddof=FLAGS.ddof,             samples=FLAGS.samples, real=FLAGS.real or f'{config_flags.get_config_filename(FLAGS["config"])}:{FLAGS.split}')
   n = res['num_videos']
   print(f'FVD(samples, real)  = {res["fvd"]:.3f}   (N={n})')
@@ -100,6 +117,14 @@ def main(argv):
   if 'is_c3d' in res:
     print(f'IS-C3D(samples)     = {res["is_c3d"]:.3f} +- {res["is_c3d_std"]:.3f}   '
           f'IS-C3D(real) = {res["is_c3d_real"]:.3f}')
+  if 'fvmd' in res:
+    print(f'FVMD(samples, real) = {res["fvmd"]:.3f}   FVMD(real, real) = {res["fvmd_real_vs_real"]:.3f}')
+  else:
+    print(f'FVMD: not computed. {pips2_convert.WEIGHTS_HINT} Pass it as --fvmd_weights.')
+  if 'lpips' in res:
+    print(f'LPIPS(samples, real) = {res["lpips"]:.4f}   ({lpips_net}, mean over {n * FLAGS.num_frames} frame pairs)')
+  else:
+    print(f'LPIPS: not computed. {lpips.WEIGHTS_HINT} Pass the .npz as --lpips_weights.')
   if n < FLAGS.num_videos:
     print(f'note: only N={n} < {FLAGS.num_videos} clips per side; FVD is biased upward at small N.')
   if FLAGS.out_json:
@@ -111,7 +136,8 @@ def main(argv):
     writer = metric_writers.create_default_writer(FLAGS.workdir)
     scalars = {f'eval/fvd{n}_{FLAGS.num_frames}f': res['fvd'],
                f'eval/fvd{n}_{FLAGS.num_frames}f_real_vs_real': res['fvd_real_vs_real']}
-    scalars.update({f'eval/{k}': res[k] for k in res if k.startswith(('fid', 'is_'))})
+    scalars.update({f'eval/{k}': res[k] for k in res
+                    if k.startswith(('fid', 'is_', 'fvmd', 'lpips')) and isinstance(res[k], (int, float))})
     writer.write_scalars(FLAGS.step, scalars)
     writer.flush()
 

@@ -15,6 +15,7 @@ import numpy as np
 from framedit_jax.eval import fid
 from framedit_jax.eval import frechet
 from framedit_jax.eval import fvd
+from framedit_jax.eval import resize
 
 
 def _features(clips: Iterable, extractors: dict[str, Callable], batch_size: int) -> dict[str, np.ndarray]:
@@ -40,7 +41,8 @@ def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extr
                            inception_extractor=None, c3d_extractor: Callable | None = None,
                            num_videos: int = fvd.NUM_VIDEOS, num_frames: int = fvd.NUM_FRAMES,
                            batch_size: int = 8, ddof: int = 1, is_splits: int = 1,
-                           c3d_is_splits: int = 10) -> dict:
+                           c3d_is_splits: int = 10, motion_extractor: Callable | None = None,
+                           motion_resolution: int = 256) -> dict:
   """FVD (and FID / IS where the networks are given) of samples against real clips, each with a real baseline.
 
   All metrics see the same N clips per set: samples (first ``num_frames`` frames), real half A (the first N
@@ -55,6 +57,9 @@ def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extr
     are held in float32 on the host (N T x 2048 x 4 B: 256 MiB per set at N=2048, T=16).
   * with ``c3d_extractor`` (``c3d.C3DFeatureExtractor``, needs 16 frames): ``is_c3d`` / ``is_c3d_real`` (and
     ``*_std``), the UCF-101 IS, ``c3d_is_splits`` splits after a seed-42 shuffle as StyleGAN-V's ``isv``.
+  * with ``motion_extractor`` (``motion_extractor.MotionFeatureExtractor``, needs >= 16 frames): ``fvmd`` =
+    FVMD(samples, A) and ``fvmd_real_vs_real`` = FVMD(A, B) over the PIPs++ motion histograms of the first 16
+    frames of each clip, made ``motion_resolution``-square first as the official loader (``resize.square_frames``).
 
   Args:
     fake_videos: iterable of (T, H, W, 3) samples.
@@ -69,6 +74,11 @@ def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extr
     extractors['inception'] = getattr(inception_extractor, 'videos', inception_extractor)
   if c3d_extractor is not None:
     extractors['c3d'] = c3d_extractor
+  if motion_extractor is not None:
+    if num_frames < 16:
+      raise ValueError(f'FVMD needs 16-frame clips, got num_frames={num_frames}.')
+    extractors['fvmd'] = lambda b: motion_extractor(
+        np.stack([resize.square_frames(c[:16], motion_resolution) for c in b]))
   fake = _features((fvd.fake_clip(np.asarray(v), num_frames) for v in itertools.islice(fake_videos, num_videos)),
                    extractors, batch_size)
   n_fake = len(fake.get('i3d', ()))
@@ -106,6 +116,9 @@ def evaluate_with_baseline(fake_videos: Iterable, real_clips: Iterable, i3d_extr
     for s, suffix in (('fake', ''), ('real', '_real')):
       res['is_c3d' + suffix], res['is_c3d' + suffix + '_std'] = fid.inception_score(
           sets[s]['c3d'], min(c3d_is_splits, n), shuffle_seed=42)
+  if motion_extractor is not None:
+    res['fvmd'] = frechet_of('fvmd', 'fake', 'real')
+    res['fvmd_real_vs_real'] = frechet_of('fvmd', 'real', 'real_b')
   return res
 
 

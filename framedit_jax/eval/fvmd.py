@@ -1,8 +1,8 @@
 """FVMD motion features: velocity/acceleration histograms of point tracks (Liu et al. 2024, arXiv 2407.16124).
 
-Tracks come from a point tracker (PIPs++ in the paper; its weights are user-supplied and the tracker port is
-not part of this module). Given tracks (B, S, N, 2) of N = G*G grid points over S = 16 frames, in pixels at
-256x256, this module follows the official FrameDiT ``tools/metrics/models/motion_extractor.py`` numbers:
+Tracks come from a point tracker (PIPs++ in the paper: ``pips2.py``, run on videos by ``motion_extractor.py``;
+its weights are user-supplied, see ``pips2_convert.WEIGHTS_HINT``). Given tracks (B, S, N, 2) of N = G*G grid
+points over S = 16 frames, in pixels at 256x256, this module follows the official FrameDiT ``tools/metrics/models/motion_extractor.py`` numbers:
 
 * velocity v_t = x_t - x_{t-1} for t >= 1 and v_0 = 0 (S entries per track);
 * acceleration, two variants:

@@ -1,0 +1,109 @@
+"""PIPs++ PyTorch checkpoint -> Flax params for ``pips2.track``.
+
+The official FVMD weights are ``pips2_weights.pth`` from
+https://github.com/ljh0v0/FVMD-frechet-video-motion-distance/releases/download/pips2_weights/pips2_weights.pth
+(a dict whose ``model_state_dict`` holds the ``Pips`` state_dict), read with ``torch.load(weights_only=True)``;
+.safetensors and .npz (same key names) load without torch. Torch names map to Flax paths by joining list
+indices to their parent (``fnet.layer2.0.downsample.0.weight`` -> ``fnet/layer2_0/downsample_0/kernel``);
+conv kernels go OI[H]W -> [H]WIO, linear weights are transposed. ``norm.{weight,bias}`` (a GroupNorm that
+``Pips.forward`` never calls) is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from framedit_jax.eval import pips2
+from framedit_jax.eval.pips2_layers import BasicEncoder
+from framedit_jax.eval.pips2_layers import DeltaBlock
+
+WEIGHTS_URL = ('https://github.com/ljh0v0/FVMD-frechet-video-motion-distance/releases/download/pips2_weights/'
+               'pips2_weights.pth')
+WEIGHTS_HINT = f'FVMD needs the PIPs++ weights pips2_weights.pth from {WEIGHTS_URL} (the official FVMD tracker).'
+UNUSED = ('norm.weight', 'norm.bias')
+
+
+def _read(path: str) -> dict[str, np.ndarray]:
+  if not path or not os.path.exists(path):
+    raise FileNotFoundError(f'PIPs++ weights {path!r} not found. {WEIGHTS_HINT}')
+  if path.endswith('.safetensors'):
+    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+    return dict(load_file(path))
+  if path.endswith('.npz'):
+    with np.load(path) as d:
+      return {k: d[k] for k in d.files}
+  import torch  # pylint: disable=g-import-not-at-top
+  sd = torch.load(path, map_location='cpu', weights_only=True)
+  if isinstance(sd, dict) and 'model_state_dict' in sd:
+    sd = sd['model_state_dict']
+  return {k: v.detach().float().numpy() for k, v in sd.items()}
+
+
+def _flax_path(key: str) -> tuple[str, ...]:
+  parts = []
+  for p in key.split('.'):
+    if p.isdigit() and parts:
+      parts[-1] += f'_{p}'
+    else:
+      parts.append(p)
+  leaf = {'weight': 'kernel', 'bias': 'bias'}[parts[-1]]
+  return tuple(parts[:-1]) + (leaf,)
+
+
+def expected_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
+  """Flax param path -> shape for ``{'fnet': BasicEncoder, 'delta_block': DeltaBlock}`` (from abstract init)."""
+  kitchen = pips2.CORR_LEVELS * (2 * pips2.CORR_RADIUS + 1) ** 2 * 3
+  fnet = jax.eval_shape(BasicEncoder(pips2.LATENT_DIM, pips2.STRIDE).init, jax.random.key(0),
+                        jnp.zeros((1, 64, 64, 3)))['params']
+  delta = jax.eval_shape(DeltaBlock(pips2.LATENT_DIM).init, jax.random.key(0), jnp.zeros((1, 4, kitchen)),
+                         jnp.zeros((1, 4, 2)))['params']
+  flat = {}
+  for name, tree in (('fnet', fnet), ('delta_block', delta)):
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+      flat[(name,) + tuple(k.key for k in path)] = tuple(leaf.shape)
+  return flat
+
+
+def convert_state_dict(state_dict: dict) -> dict:
+  """Torch ``Pips`` state_dict (numpy or torch values) -> nested Flax params ``{'fnet', 'delta_block'}``.
+
+  Raises:
+    ValueError: listing missing and unexpected keys, or the first shape mismatch.
+  """
+  want = expected_shapes()
+  params, seen, unexpected = {}, set(), []
+  for key, value in state_dict.items():
+    key = key.removeprefix('module.')
+    if key in UNUSED:
+      continue
+    try:
+      path = _flax_path(key)
+    except KeyError:
+      unexpected.append(key)
+      continue
+    if path not in want:
+      unexpected.append(key)
+      continue
+    v = np.asarray(value, np.float32)
+    if path[-1] == 'kernel':
+      v = np.transpose(v, tuple(range(2, v.ndim)) + (1, 0))  # O I [H] W -> [H] W I O ; (out, in) -> (in, out)
+    if v.shape != want[path]:
+      raise ValueError(f'PIPs++ {key}: shape {v.shape} after conversion, expected {want[path]}.')
+    node = params
+    for p in path[:-1]:
+      node = node.setdefault(p, {})
+    node[path[-1]] = jnp.asarray(v)
+    seen.add(path)
+  missing = ['.'.join(p) for p in sorted(set(want) - seen)]
+  if missing or unexpected:
+    raise ValueError(f'PIPs++ checkpoint: missing {missing}, unexpected {sorted(unexpected)}.')
+  return params
+
+
+def load_pips2(path: str | None) -> dict:
+  """Reads and converts a PIPs++ checkpoint (.pth / .safetensors / .npz). Raises FileNotFoundError with the URL."""
+  return convert_state_dict(_read(path))
