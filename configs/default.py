@@ -26,6 +26,7 @@ def get_config():
   m.dtype = 'bfloat16'  # compute dtype; params stay float32
   m.attention_kernel = 'einsum'  # 'einsum' (reference) | 'cudnn' (jax.nn.dot_product_attention)
   m.remat = False  # nn.remat per block
+  m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
   # ---------------------------------------------------------------- diffusion

@@ -131,3 +131,24 @@ def convert_dit_state_dict(state_dict: Mapping[str, Any], model_name: str = 'DiT
   if problems:
     raise ValueError(f'convert_dit_state_dict({model_name!r}): {len(problems)} problem(s): ' + '; '.join(problems))
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), leaves)
+
+
+def export_dit_state_dict(params: Mapping[str, Any], input_size: int | None = None) -> dict[str, np.ndarray]:
+  """Inverse of `convert_dit_state_dict`: our DiT params -> official key names and layouts (float32 numpy).
+
+  Adds the frozen `pos_embed (1, N, D)` when `input_size` (latent H = W) is given, as the official state_dict
+  holds it. Used to write demo / test checkpoints in the official layout.
+  """
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    key, transform = _torch_key(_path_str(path))
+    arr = np.asarray(leaf, np.float32)
+    if transform == 'dense':
+      arr = arr.T
+    elif transform == 'conv':
+      arr = np.transpose(arr, (3, 2, 0, 1))
+    out[key] = np.ascontiguousarray(arr)
+  if input_size is not None:
+    w = out['x_embedder.proj.weight']
+    out['pos_embed'] = get_2d_sincos_pos_embed(w.shape[0], input_size // w.shape[2])[None]
+  return out

@@ -26,6 +26,7 @@ from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import checkpoint as ckpt_lib
 from framedit_jax.train import metrics as metrics_lib
 from framedit_jax.train import sampling
+from framedit_jax.train.init_from import apply_init_from
 from framedit_jax.train.optimizer import make_optimizer
 from framedit_jax.train.state import TrainState, create_train_state
 from framedit_jax.train.step import make_train_step
@@ -94,6 +95,7 @@ def init_state(config, model, optimizer, mesh, latent_shape: tuple[int, ...]):
   abstract = jax.eval_shape(init_fn, rng)
   shardings = mesh_lib.state_shardings(mesh, abstract)
   state = jax.jit(init_fn, out_shardings=shardings)(rng)
+  state = apply_init_from(config, state, shardings)  # config.model.init_from (e.g. an image-DiT init)
   return state, shardings
 
 
