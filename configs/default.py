@@ -35,6 +35,10 @@ def get_config():
   d.noise_schedule = 'linear'
   d.learn_sigma = True  # must equal model.learn_sigma
   d.predict = 'epsilon'  # 'epsilon' | 'x0' | 'v'
+  d.objective = 'iddpm'  # 'iddpm' | 'rectified_flow' (SD3: velocity, logit-normal t, Euler sampler; learn_sigma=False)
+  d.rf_shift = 1.0  # rectified flow: SD3 time shift t -> s t / (1 + (s - 1) t)
+  d.rf_logit_mean = 0.0  # rectified flow: training t = sigmoid(N(mean, std))
+  d.rf_logit_std = 1.0
 
   # ---------------------------------------------------------------- data
   config.data = dd = ml_collections.ConfigDict()

@@ -74,6 +74,9 @@ def build_model(config, latent_channels: int, latent_size: int):
 def training_diffusion(config):
   from framedit_jax.diffusion import create_diffusion  # pylint: disable=g-import-not-at-top
   d = config.diffusion
+  if d.get('objective', 'iddpm') != 'iddpm':  # e.g. 'rectified_flow' (framedit_jax.diffusion.objectives)
+    from framedit_jax.diffusion.objectives import create_objective  # pylint: disable=g-import-not-at-top
+    return create_objective(d, config.sample.num_steps)
   return create_diffusion(timestep_respacing='', noise_schedule=d.noise_schedule, learn_sigma=d.learn_sigma,
                           diffusion_steps=d.diffusion_steps, predict=d.get('predict', 'epsilon'))
 
