@@ -87,7 +87,8 @@ def check_fit(dit_module: Any, video_module: Any) -> None:
 
 
 def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapping[str, Any], video_module: Any,
-                               dit_module: Any, temporal_init: str = 'dit') -> tuple[dict[str, Any], dict[str, Any]]:
+                               dit_module: Any, temporal_init: str = 'dit', label_init: str = 'zero'
+                               ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Video params from image-DiT params, following Latte §3.3.4 and the official Latte `--pretrained` loading.
 
   Args:
@@ -98,6 +99,8 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
     dit_module: the `DiT`.
     temporal_init: 'dit' (official: temporal block i takes the DiT block i leaves whose path and shape match) or
       'fresh' (temporal blocks keep their fresh adaLN-Zero init).
+    label_init: 'zero' (Latte: the DiT label table is dropped, the video table zero-initialised) or 'dit' (keep
+      the DiT table; needs the same num_classes; used by VideoDiT's 2D->3D conversion).
 
   Returns:
     `(params, report)`: params has exactly video_params' structure (float32 numpy); report maps 'copied',
@@ -109,6 +112,8 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
   """
   if temporal_init not in TEMPORAL_INITS:
     raise ValueError(f'temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}.')
+  if label_init not in ('zero', 'dit'):
+    raise ValueError(f"label_init must be 'zero' or 'dit', got {label_init!r}.")
   check_fit(dit_module, video_module)
   src, dst = _flatten(dit_params), _flatten(video_params)
   out, copied, fresh = {}, [], []
@@ -120,11 +125,13 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
     elif top.startswith('blocks_'):
       if not _is_temporal_block(top, video_module.temporal) or temporal_init == 'dit':
         take = path
-    if top == 'y_embedder':
+    if top == 'y_embedder' and label_init == 'dit':
+      take = path
+    elif top == 'y_embedder':
       out[path] = np.zeros(np.shape(leaf), np.float32)  # dropped DiT table, zero-initialised (Latte §3.3.4)
       fresh.append(path)
       continue
-    required = top in ('x_embedder', 't_embedder', 'final_layer') or (
+    required = top in ('x_embedder', 't_embedder', 'final_layer', 'y_embedder') or (
         top.startswith('blocks_') and not _is_temporal_block(top, video_module.temporal))
     if take is not None and take in src and np.shape(src[take]) == np.shape(leaf):
       out[path] = np.asarray(src[take], np.float32)
@@ -157,10 +164,26 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
   )
   if 'y_embedder' in {p[0] for p in src} and not any(p[0] == 'y_embedder' for p in dst):
     report['adapted'].append('y_embedder: dropped (unconditional video model)')
-  elif any(p[0] == 'y_embedder' for p in dst):
+  elif any(p[0] == 'y_embedder' for p in dst) and label_init == 'zero':
     report['adapted'].append('y_embedder: the DiT table dropped, zero-initialised for the video classes')
   params = jax.tree.map(np.asarray, _unflatten(out))
   return params, report
+
+
+def init_videodit_from_dit(dit_params: Mapping[str, Any], dit_module: Any, video_module: Any,
+                           seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+  """VideoDiT 2D->3D params from image-DiT params (videodit.md §3.2): every DiT leaf by name (all blocks, the label
+  table when num_classes match), the 3D-patchify branch fresh (`proj_3d` zero, so the model starts as the DiT).
+
+  Returns `(params, report)` as `init_video_params_from_dit`.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  v = video_module
+  x = jnp.zeros((1, v.num_frames, v.input_size, v.input_size, v.in_channels), jnp.float32)
+  y = jnp.zeros((1,), jnp.int32) if v.num_classes > 0 else None
+  fresh = v.init({'params': jax.random.PRNGKey(seed)}, x, jnp.zeros((1,), jnp.int32), y)['params']
+  label_init = 'dit' if v.num_classes == dit_module.num_classes else 'zero'
+  return init_video_params_from_dit(dit_params, jax.tree.map(np.asarray, fresh), v, dit_module, 'dit', label_init)
 
 
 def dit_name_for(model_name: str) -> str:
