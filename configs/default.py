@@ -50,6 +50,7 @@ def get_config():
   dd.frame_interval = 3
   dd.image_size = 256  # pixel resolution (square)
   dd.use_image_num = 0  # image-video joint training (IMG variants)
+  dd.video_prob = 1.0  # VideoDiT joint training: each step is a video step w.p. p, else B*T single frames
   dd.global_batch_size = 16  # official: local 4 x grad-accum 4 per GPU
   dd.shuffle_buffer = 256
   dd.num_parallel_calls = -1  # -1 = tf.data.AUTOTUNE

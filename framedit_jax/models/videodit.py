@@ -51,7 +51,7 @@ class VideoDiT2Dto3D(nn.Module):
   """Full-3D video DiT initialisable from an image DiT (build with `get_videodit` or `get_model('VideoDiT-..')`).
 
   Call: `module.apply({'params': p}, x, t, y=None, train=False)`
-    x: `(B, T, H, W, C)`, T = num_frames, H = W = input_size. t: `(B,)` timesteps. y: `(B,)` labels iff
+    x: `(B, T, H, W, C)`, 1 <= T <= num_frames (T = 1: an image step of joint training), H = W = input_size. t: `(B,)` timesteps. y: `(B,)` labels iff
     num_classes > 0 (num_classes = null label). Returns float32 `(B, T, H, W, C_out)`.
   Raises ValueError (one line) on wrong shapes, missing labels, or use_image_num / frame_axis (unsupported).
   """
@@ -83,9 +83,10 @@ class VideoDiT2Dto3D(nn.Module):
     if self.use_image_num or self.frame_axis is not None:
       raise ValueError('VideoDiT 2D->3D: use_image_num and frame parallelism are not supported; set '
                        'config.data.use_image_num=0 and config.mesh.frame=1 (joint training: config.data.video_prob).')
-    if x.ndim != 5 or x.shape[1:] != (self.num_frames, self.input_size, self.input_size, self.in_channels):
-      raise ValueError(f'x must be (B, {self.num_frames}, {self.input_size}, {self.input_size}, '
-                       f'{self.in_channels}) (num_frames, input_size, in_channels), got {x.shape}.')
+    if (x.ndim != 5 or not 1 <= x.shape[1] <= self.num_frames
+        or x.shape[2:] != (self.input_size, self.input_size, self.in_channels)):
+      raise ValueError(f'x must be (B, T, {self.input_size}, {self.input_size}, {self.in_channels}) with '
+                       f'1 <= T <= num_frames={self.num_frames} (input_size, in_channels), got {x.shape}.')
     if t.shape != (x.shape[0],):
       raise ValueError(f't must have shape (B,) = ({x.shape[0]},), got {t.shape}.')
     if self.num_classes > 0 and y is None:
@@ -100,7 +101,7 @@ class VideoDiT2Dto3D(nn.Module):
     h = h + jnp.asarray(get_2d_sincos_pos_embed(d, grid))[None, None]
     if self.patchify_3d:
       e3 = PatchEmbed(d, p, self.dtype, name='x_embedder_3d')(x)
-      e3 = e3 + jnp.asarray(get_3d_sincos_pos_embed(d, grid, self.num_frames))[None]
+      e3 = e3 + jnp.asarray(get_3d_sincos_pos_embed(d, grid, x.shape[1]))[None]  # frames 0..T-1
       h = h + nn.Dense(d, kernel_init=nn.initializers.zeros, name='proj_3d')(e3)  # zero-init: starts as the DiT
     c = TimestepEmbedder(d, name='t_embedder')(t)
     if self.num_classes > 0:

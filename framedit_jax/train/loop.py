@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.data.joint import joint_batch
 from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import checkpoint as ckpt_lib
 from framedit_jax.train import metrics as metrics_lib
@@ -258,7 +259,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   try:
     with _StopSignal() as stop:
       while step < num_steps:
-        host = _host_batch(next(data_it))
+        host = joint_batch(_host_batch(next(data_it)), config, step)  # image step w.p. 1 - data.video_prob
         if config.train.log_batch_hashes:
           _log_batch_hash(workdir, step + 1, host)
         with jax.set_mesh(mesh):
