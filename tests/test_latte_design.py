@@ -23,16 +23,19 @@ def _random_params(model, seed=0):
   return jax.tree.unflatten(tree, [l + 0.1 * jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)])
 
 
-def _dependency(model, params, block, t0, n0):
-  """bool (T, N): which input patches (frame t', patch n') the token (t0, n0) after `block` depends on."""
+def _dependency(model, params, blocks, t0, n0):
+  """{block: bool (T, N)}: which input patches (frame t', patch n') token (t0, n0) after `block` depends on."""
   def f(x):
     _, inter = model.apply({'params': params}, x, jnp.array([300]), capture_intermediates=True,
                            mutable=['intermediates'])
-    h = inter['intermediates'][block]['__call__'][0]
-    return h[0, t0, n0].sum()
+    return jnp.stack([inter['intermediates'][b]['__call__'][0][0, t0, n0].sum() for b in blocks])
   x = jax.random.normal(jax.random.PRNGKey(5), (1, T, 8, 8, 4))
-  g = np.abs(np.asarray(jax.grad(f)(x)))[0].reshape(T, G, 2, G, 2, 4).sum(axis=(2, 4, 5)).reshape(T, G * G)
-  return g > 1e-6 * g.max()
+  jac = np.abs(np.asarray(jax.jacrev(f)(x)))[:, 0]  # (len(blocks), T, H, W, C)
+  out = {}
+  for b, g in zip(blocks, jac):
+    g = g.reshape(T, G, 2, G, 2, 4).sum(axis=(2, 4, 5)).reshape(T, G * G)
+    out[b] = g > 1e-6 * g.max()
+  return out
 
 
 def _frame(t0):
@@ -41,22 +44,24 @@ def _frame(t0):
   return m
 
 
-@pytest.mark.parametrize('variant,depth,block,expected', [
-    (1, 2, 'blocks_0', 'frame'),   # interleaved: block 0 spatial (own frame only) ...
-    (1, 2, 'blocks_1', 'all'),     # ... block 1 temporal: now every frame
-    (2, 4, 'blocks_1', 'frame'),   # late fusion: two spatial blocks still see one frame
-    (2, 4, 'blocks_2', 'all'),
-    (3, 2, 'blocks_0', 'all'),     # spatial then temporal attention inside one block
-    (4, 2, 'blocks_0', 'cross'),   # half the heads spatial, half temporal: own frame + own position
+def _cross(t0, n0):
+  m = _frame(t0)
+  m[:, n0] = True
+  return m
+
+
+@pytest.mark.parametrize('variant,depth,expected', [
+    (1, 2, {'blocks_0': 'frame', 'blocks_1': 'all'}),  # interleaved: spatial block sees its frame, then temporal
+    (2, 4, {'blocks_1': 'frame', 'blocks_2': 'all'}),  # late fusion: two spatial blocks still see one frame
+    (3, 2, {'blocks_0': 'all'}),  # spatial then temporal attention inside one block
+    (4, 2, {'blocks_0': 'cross'}),  # half the heads spatial, half temporal: own frame + own position only
 ])
-def test_variants_by_autodiff_dependency(variant, depth, block, expected):
+def test_variants_by_autodiff_dependency(variant, depth, expected):
   model = get_model(f'LatteV{variant}-S/2', depth=depth, **TINY)
-  dep = _dependency(model, _random_params(model), block, t0=1, n0=5)
-  want = {'frame': _frame(1), 'all': np.ones((T, G * G), bool)}.get(expected)
-  if expected == 'cross':
-    want = _frame(1)
-    want[:, 5] = True
-  np.testing.assert_array_equal(dep, want)
+  deps = _dependency(model, _random_params(model), list(expected), t0=1, n0=5)
+  for block, kind in expected.items():
+    want = {'frame': _frame(1), 'all': np.ones((T, G * G), bool), 'cross': _cross(1, 5)}[kind]
+    np.testing.assert_array_equal(deps[block], want, err_msg=block)
 
 
 def test_tubelet_embedding_and_transposed_conv_decoder_are_tubelet_local():
@@ -104,3 +109,33 @@ def test_bad_options_are_one_line_errors():
     get_model('LatteV2-S/2', variant_typo=1)
   with pytest.raises(KeyError):
     get_model('LatteV5-S/2')
+
+
+@pytest.mark.parametrize('variant,opts', [
+    # V3 runs the 'spatial' and 'temporal' sublayers of V1 / V2 (which differ only in block order); V4 'split'.
+    (3, dict(patch_embed='tubelet', tubelet_size=2, conditioning='tokens', temporal_pos='rope')),
+    (4, dict(patch_embed='uniform', conditioning='adaln', temporal_pos='absolute')),
+])
+def test_every_option_trains_two_steps_from_a_config(variant, opts):
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from configs import demo
+  from framedit_jax.parallel import mesh as mesh_lib
+  from framedit_jax.train.loop import build_model, init_state, training_diffusion
+  from framedit_jax.train.optimizer import make_optimizer
+  from framedit_jax.train.step import make_train_step
+  config = demo.get_config()
+  config.model.name = f'LatteV{variant}-S/4'
+  config.model.overrides = dict(hidden_size=16, depth=2, num_heads=2, **opts)
+  config.data.image_size, config.data.num_frames, config.data.global_batch_size = 8, 2, 2
+  model = build_model(config, 3, 8)
+  optimizer = make_optimizer(config.optim)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  with jax.set_mesh(mesh):
+    state, _ = init_state(config, model, optimizer, mesh, (2, 8, 8, 3))
+  step = make_train_step(model, training_diffusion(config), optimizer, config)
+  batch = {'video': jax.random.uniform(jax.random.PRNGKey(0), (2, 2, 8, 8, 3), minval=-1, maxval=1),
+           'label': jnp.zeros((2,), jnp.int32)}
+  for _ in range(2):
+    state, metrics = step(state, batch)
+    assert float(metrics['finite']) == 1.0 and float(metrics['update_norm']) > 0
+  assert int(state.step) == 2
