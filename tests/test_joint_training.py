@@ -1,11 +1,9 @@
-"""Joint image-video training with probability p (VideoDiT): step choice, image batches, 2 real train steps."""
+"""Joint image-video training with probability p (VideoDiT): step choice and image batches (train steps:
+tests/test_imgdit_training.py)."""
 
 import os
 import sys
 
-import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -44,31 +42,3 @@ def test_image_step_batch_and_config_errors():
     check_joint_config(_config(0.8, 'Latte-S/2'))
   with pytest.raises(ValueError, match=r'in \[0, 1\]'):
     check_joint_config(_config(1.5))
-
-
-def test_videodit_trains_a_video_step_and_an_image_step():
-  """The real train step on VideoDiT-S/2 (tiny): step 0 sees (B, T) clips, step 1 sees B*T one-frame images."""
-  from framedit_jax.parallel import mesh as mesh_lib
-  from framedit_jax.train.loop import build_model, init_state, training_diffusion
-  from framedit_jax.train.optimizer import make_optimizer
-  from framedit_jax.train.step import make_train_step
-  from framedit_jax.train.validate import validate_config
-  config = _config(0.5)
-  validate_config(config)
-  seed_steps = [s for s in range(20) if is_video_step(config.seed, s, 0.5)]
-  image_steps = [s for s in range(20) if not is_video_step(config.seed, s, 0.5)]
-  model = build_model(config, 3, 8)
-  optimizer = make_optimizer(config.optim)
-  mesh = mesh_lib.make_mesh(config.mesh)
-  with jax.set_mesh(mesh):
-    state, _ = init_state(config, model, optimizer, mesh, (2, 8, 8, 3))
-  step = make_train_step(model, training_diffusion(config), optimizer, config)
-  host = {'video': np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (2, 2, 8, 8, 3), minval=-1, maxval=1)),
-          'label': np.zeros((2,), np.int32)}
-  shapes = []
-  for s in (seed_steps[0], image_steps[0]):
-    b = joint_batch(host, config, s)
-    shapes.append(b['video'].shape)
-    state, metrics = step(state, jax.tree.map(jnp.asarray, b))
-    assert float(metrics['finite']) == 1.0
-  assert shapes == [(2, 2, 8, 8, 3), (4, 1, 8, 8, 3)] and int(state.step) == 2
