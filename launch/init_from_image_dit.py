@@ -10,7 +10,6 @@ writes an orbax checkpoint `{'params'}` + framedit_model.json (the layout of lau
 `init_report.json`: which params were copied, adapted, freshly initialised and dropped.
 """
 
-import json
 import os
 import sys
 
