@@ -28,6 +28,7 @@ def get_config():
   m.remat = False  # legacy switch: True = remat_policy 'full'
   m.remat_policy = 'none'  # 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' (per block)
   m.scan_blocks = True  # blocks as one lax.scan (same params/numbers; linear backward, flat compile time)
+  m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
   # ---------------------------------------------------------------- diffusion
@@ -36,6 +37,10 @@ def get_config():
   d.noise_schedule = 'linear'
   d.learn_sigma = True  # must equal model.learn_sigma
   d.predict = 'epsilon'  # 'epsilon' | 'x0' | 'v'
+  d.objective = 'iddpm'  # 'iddpm' | 'rectified_flow' (SD3: velocity, logit-normal t, Euler sampler; learn_sigma=False)
+  d.rf_shift = 1.0  # rectified flow: SD3 time shift t -> s t / (1 + (s - 1) t)
+  d.rf_logit_mean = 0.0  # rectified flow: training t = sigmoid(N(mean, std))
+  d.rf_logit_std = 1.0
 
   # ---------------------------------------------------------------- data
   config.data = dd = ml_collections.ConfigDict()
@@ -47,6 +52,7 @@ def get_config():
   dd.frame_interval = 3
   dd.image_size = 256  # pixel resolution (square)
   dd.use_image_num = 0  # image-video joint training (IMG variants)
+  dd.video_prob = 1.0  # VideoDiT joint training: each step is a video step w.p. p, else B*T single frames
   dd.global_batch_size = 16  # official: local 4 x grad-accum 4 per GPU
   dd.shuffle_buffer = 256
   dd.num_parallel_calls = -1  # -1 = tf.data.AUTOTUNE

@@ -80,11 +80,21 @@ _REGISTRY = _build_registry()
 
 def list_models(prefix: str = '') -> list[str]:
   """All registered model names starting with `prefix`, sorted."""
-  return sorted(n for n in _REGISTRY if n.startswith(prefix))
+  from framedit_jax.models import latte_design, videodit  # pylint: disable=g-import-not-at-top
+  names = list(_REGISTRY) + videodit.list_videodits() + latte_design.list_latte_designs()
+  return sorted(n for n in names if n.startswith(prefix))
 
 
 def model_config(name: str) -> dict[str, Any]:
   """The `LatteStyleDiT` fields a name fixes (temporal, depth, hidden_size, ...). Raises KeyError with close matches."""
+  if name.startswith('VideoDiT-'):  # VideoDiT 2D->3D (models/videodit.py)
+    from framedit_jax.models import videodit  # pylint: disable=g-import-not-at-top
+    m = videodit.get_videodit(name)
+    return dict(temporal='full3d', depth=m.depth, hidden_size=m.hidden_size, num_heads=m.num_heads,
+                patch_size=m.patch_size)
+  if name.startswith('LatteV'):  # Latte design space (models/latte_design.py)
+    from framedit_jax.models import latte_design  # pylint: disable=g-import-not-at-top
+    return dict(temporal='local', **latte_design.latte_design_config(name))
   if name not in _REGISTRY:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.6)
     hint = f' Close matches: {", ".join(close)}.' if close else ' See framedit_jax.models.list_models().'
@@ -120,6 +130,13 @@ def get_model(name: str, **overrides: Any) -> LatteStyleDiT:
   Raises:
     KeyError: unknown name (lists close matches). TypeError: unknown or inapplicable override. ValueError: bad value.
   """
+  if name.startswith('VideoDiT-'):  # VideoDiT 2D->3D (models/videodit.py)
+    from framedit_jax.models import videodit  # pylint: disable=g-import-not-at-top
+    overrides.pop('scan_blocks', None)
+    return videodit.get_videodit(name, **overrides)
+  if name.startswith('LatteV'):  # Latte design space (models/latte_design.py)
+    from framedit_jax.models import latte_design  # pylint: disable=g-import-not-at-top
+    return latte_design.get_latte_design(name, **overrides)
   cfg = model_config(name)
   allowed = set(_COMMON)
   if cfg['temporal'] in ('matrix', 'hybrid'):

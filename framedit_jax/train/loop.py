@@ -22,10 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.data.joint import joint_batch
 from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import checkpoint as ckpt_lib
 from framedit_jax.train import metrics as metrics_lib
 from framedit_jax.train import sampling
+from framedit_jax.train.init_from import apply_init_from
 from framedit_jax.train.optimizer import make_optimizer
 from framedit_jax.train.state import TrainState, create_train_state
 from framedit_jax.train.step import make_train_step
@@ -74,6 +76,9 @@ def build_model(config, latent_channels: int, latent_size: int):
 def training_diffusion(config):
   from framedit_jax.diffusion import create_diffusion  # pylint: disable=g-import-not-at-top
   d = config.diffusion
+  if d.get('objective', 'iddpm') != 'iddpm':  # e.g. 'rectified_flow' (framedit_jax.diffusion.objectives)
+    from framedit_jax.diffusion.objectives import create_objective  # pylint: disable=g-import-not-at-top
+    return create_objective(d, config.sample.num_steps)
   return create_diffusion(timestep_respacing='', noise_schedule=d.noise_schedule, learn_sigma=d.learn_sigma,
                           diffusion_steps=d.diffusion_steps, predict=d.get('predict', 'epsilon'))
 
@@ -95,6 +100,7 @@ def init_state(config, model, optimizer, mesh, latent_shape: tuple[int, ...]):
   abstract = jax.eval_shape(init_fn, rng)
   shardings = mesh_lib.state_shardings(mesh, abstract)
   state = jax.jit(init_fn, out_shardings=shardings)(rng)
+  state = apply_init_from(config, state, shardings)  # config.model.init_from (e.g. an image-DiT init)
   return state, shardings
 
 
@@ -254,7 +260,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   try:
     with _StopSignal() as stop:
       while step < num_steps:
-        host = _host_batch(next(data_it))
+        host = joint_batch(_host_batch(next(data_it)), config, step)  # image step w.p. 1 - data.video_prob
         if config.train.log_batch_hashes:
           _log_batch_hash(workdir, step + 1, host)
         with jax.set_mesh(mesh):

@@ -18,6 +18,9 @@ from framedit_jax.diffusion import create_diffusion
 def sampling_diffusion(config):
   """The respaced diffusion for sampling: ``'250'`` (DDPM-250, official) or ``'ddimN'``."""
   s, d = config.sample, config.diffusion
+  if d.get('objective', 'iddpm') == 'rectified_flow':  # Euler ODE sampler, s.num_steps steps
+    from framedit_jax.diffusion.objectives import rectified_flow_from_config  # pylint: disable=g-import-not-at-top
+    return rectified_flow_from_config(d, s.num_steps)
   if s.sampler not in ('ddpm', 'ddim'):
     raise ValueError(f"config.sample.sampler must be 'ddpm' or 'ddim', got {s.sampler!r}.")
   respacing = f'ddim{s.num_steps}' if s.sampler == 'ddim' else str(s.num_steps)

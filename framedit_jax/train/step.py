@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from framedit_jax.diffusion.objectives import sample_train_timesteps
 from framedit_jax.parallel.frame_parallel import apply_model
 from framedit_jax.train.optimizer import learning_rate_schedule
 from framedit_jax.train.state import TrainState, ema_update
@@ -96,7 +97,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Modu
   b = x0.shape[0]
   key = jax.random.fold_in(state.rng, state.step)
   k_t, k_noise, k_drop = jax.random.split(key, 3)
-  t = jax.random.randint(k_t, (b,), 0, diffusion.num_timesteps)
+  t = sample_train_timesteps(diffusion, k_t, b)  # IDDPM int steps | rectified-flow float t
   noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
   y = None
   if config.model.num_classes > 0:

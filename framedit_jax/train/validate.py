@@ -24,6 +24,8 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
   if bool(config.diffusion.learn_sigma) != bool(m.learn_sigma):
     raise ValueError(f'config.diffusion.learn_sigma={config.diffusion.learn_sigma} must equal '
                      f'config.model.learn_sigma={m.learn_sigma}.')
+  from framedit_jax.data.joint import check_joint_config  # pylint: disable=g-import-not-at-top
+  check_joint_config(config)  # data.video_prob (joint image-video training)
   if config.train.nan_policy not in ('halt', 'skip'):
     raise ValueError(f"config.train.nan_policy must be 'halt' or 'skip', got {config.train.nan_policy!r}.")
   if config.train.get('fvd_every', 0) and int(d.num_frames) < 9:
