@@ -80,8 +80,8 @@ def make_config(args, case: Case):
   config.model.num_classes = 0
   config.model.dtype = args.dtype
   config.model.remat = bool(args.remat)
-  config.model.remat_policy = args.remat_policy
-  config.model.scan_blocks = bool(args.scan_blocks)
+  config.model.remat_policy = getattr(args, 'remat_policy', 'none')
+  config.model.scan_blocks = bool(getattr(args, 'scan_blocks', True))
   config.model.attention_kernel = args.attention_kernel
   for k, v in case.overrides.items():
     config.model.overrides[k] = v
