@@ -24,11 +24,11 @@ from framedit_jax.text.t5 import T5Config
 _IGNORED_PREFIXES = ('decoder.', 'lm_head.')
 
 
-def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
-  """Reads a T5 checkpoint: a folder (sharded or single `*.safetensors`, else `*.bin`), or one file.
+def load_torch_state_dict(path: str, what: str = 'text_encoder') -> dict[str, np.ndarray]:
+  """Reads a checkpoint: a folder (sharded or single `*.safetensors`, else `*.bin`), or one file.
 
   `.safetensors` are read with safetensors.numpy (no torch); `.bin`/`.pt` with `torch.load(weights_only=True)`
-  (torch imported here only). bf16 tensors are returned as float32.
+  (torch imported here only). bf16 tensors are returned as float32. `what` names the expected folder in errors.
 
   Raises:
     FileNotFoundError: no weight file at `path` (one line naming the folder and the files expected).
@@ -36,13 +36,13 @@ def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
   if os.path.isdir(path):
     files = sorted(glob.glob(os.path.join(path, '*.safetensors'))) or sorted(glob.glob(os.path.join(path, '*.bin')))
     if not files:
-      raise FileNotFoundError(f'text encoder folder {path} has no *.safetensors or *.bin weights; expected the '
-                              "checkpoint's `text_encoder/` (e.g. Latte-1/text_encoder).")
+      raise FileNotFoundError(f'{what} folder {path} has no *.safetensors or *.bin weights; expected the '
+                              f"checkpoint's `{what}/` folder (e.g. Latte-1/{what}).")
   elif os.path.isfile(path):
     files = [path]
   else:
-    raise FileNotFoundError(f'text encoder {path} not found; expected a `text_encoder/` folder with config.json '
-                            'and *.safetensors.')
+    raise FileNotFoundError(f'{what} {path} not found; expected a `{what}/` folder with config.json and '
+                            '*.safetensors.')
   sd = {}
   for f in files:
     if f.endswith('.safetensors'):
