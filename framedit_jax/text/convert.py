@@ -123,3 +123,20 @@ def load_t5_encoder(folder: str) -> tuple[T5Config, dict[str, Any]]:
   """`(config, params)` from a Hugging Face `text_encoder/` folder (config.json + safetensors/bin weights)."""
   config = read_t5_config(folder)
   return config, convert_t5_state_dict(load_torch_state_dict(folder), config)
+
+
+def t5_params_to_hf(params: Mapping[str, Any], config: T5Config) -> dict[str, np.ndarray]:
+  """Inverse of `convert_t5_state_dict`: `T5Encoder` params -> transformers encoder key names (float32 numpy)."""
+  sd = {'shared.weight': np.asarray(params['shared']['embedding'], np.float32),
+        'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight':
+            np.asarray(params['relative_attention_bias'], np.float32),
+        'encoder.final_layer_norm.weight': np.asarray(params['final_norm']['weight'], np.float32)}
+  for i in range(config.num_layers):
+    p, pre = params[f'block_{i}'], f'encoder.block.{i}.layer.'
+    for n in ('q', 'k', 'v', 'o'):
+      sd[f'{pre}0.SelfAttention.{n}.weight'] = np.asarray(p['attn'][n]['kernel'], np.float32).T
+    sd[f'{pre}0.layer_norm.weight'] = np.asarray(p['attn_norm']['weight'], np.float32)
+    sd[f'{pre}1.layer_norm.weight'] = np.asarray(p['mlp_norm']['weight'], np.float32)
+    for n in ('wi_0', 'wi_1', 'wo'):
+      sd[f'{pre}1.DenseReluDense.{n}.weight'] = np.asarray(p[n]['kernel'], np.float32).T
+  return {k: np.ascontiguousarray(v) for k, v in sd.items()}
