@@ -133,3 +133,20 @@ def test_framedit_h_init_from_latte_copies_shared_weights(fixture):
       np.testing.assert_array_equal(merged[path], new[path])
   copied = sum(1 for p in merged if not np.array_equal(merged[p], new[p]))
   assert copied == len(src)  # every Latte leaf found a home
+
+
+def test_peft_lora_checkpoint_keys_are_merged(fixture):
+  """Official LoRA runs save peft names (base_model.model.X.base_layer.weight, X.lora_A/B.default.weight)."""
+  data, meta = fixture
+  module = MODELS['latte_t2v']()
+  sd = {'base_model.model.' + k: v for k, v in _state_dict(data, meta, 'latte_t2v').items()}
+  key = 'base_model.model.transformer_blocks.0.attn1.to_q'
+  w = sd.pop(key + '.weight')
+  rng = np.random.default_rng(0)
+  a, b = rng.standard_normal((2, 32)).astype(np.float32), rng.standard_normal((32, 2)).astype(np.float32)
+  sd.update({key + '.base_layer.weight': w, key + '.lora_A.default.weight': a, key + '.lora_B.default.weight': b})
+  with pytest.raises(ValueError, match='lora_scale'):
+    convert_t2v_state_dict(sd, module, sample_inputs(module))
+  params = convert_t2v_state_dict(sd, module, sample_inputs(module), lora_scale=0.5)
+  np.testing.assert_allclose(params['transformer_blocks_0']['attn1']['to_q']['kernel'], (w + 0.5 * b @ a).T,
+                             rtol=1e-6, atol=1e-6)

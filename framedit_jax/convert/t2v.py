@@ -57,13 +57,41 @@ def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
   return out
 
 
-def convert_t2v_state_dict(state_dict: Mapping[str, Any], module: Any, sample_inputs: tuple[Any, ...]) -> dict:
+def merge_peft_lora(state_dict: Mapping[str, Any], lora_scale: float | None) -> dict[str, np.ndarray]:
+  """Folds peft LoRA keys (`X.base_layer.weight`, `X.lora_A.<name>.weight` (r, in), `X.lora_B.<name>.weight`
+  (out, r)) into `X.weight = W + lora_scale * B A`; other keys pass through. Official LoRA runs save these.
+
+  Raises:
+    ValueError: LoRA keys present but `lora_scale` (= lora_alpha / r; official 32 / 32 = 1) not given, or an
+      A without its B.
+  """
+  sd = {k: np.asarray(v.float().numpy() if hasattr(v, 'numpy') else v, np.float32) for k, v in state_dict.items()}
+  lora_keys = [k for k in sd if '.lora_A.' in k or '.lora_B.' in k]
+  if not lora_keys and not any('.base_layer.' in k for k in sd):
+    return sd
+  if lora_keys and lora_scale is None:
+    raise ValueError('checkpoint holds peft LoRA weights; pass lora_scale = lora_alpha / r (official 32/32 = 1.0).')
+  out = {k.replace('.base_layer.', '.'): v for k, v in sd.items() if k not in lora_keys}
+  for k in lora_keys:
+    if '.lora_A.' not in k:
+      continue
+    base, rest = k.split('.lora_A.', 1)
+    kb = f'{base}.lora_B.{rest}'
+    if kb not in sd:
+      raise ValueError(f'LoRA key {k} has no matching {kb}.')
+    out[f'{base}.weight'] = out[f'{base}.weight'] + np.float32(lora_scale) * (sd[kb] @ sd[k])
+  return out
+
+
+def convert_t2v_state_dict(state_dict: Mapping[str, Any], module: Any, sample_inputs: tuple[Any, ...],
+                           lora_scale: float | None = None) -> dict:
   """Maps a torch state_dict onto the params of `module` (a `LatteT2V` or `FrameDiTHT2V`).
 
   Args:
-    state_dict: torch key -> array (numpy or torch tensors).
+    state_dict: torch key -> array (numpy or torch tensors); peft LoRA keys are merged (`merge_peft_lora`).
     module: the Flax module the params are for (its shapes are taken from `jax.eval_shape(module.init, ...)`).
     sample_inputs: `(x, t, text)` arrays with the model's shapes (only shapes matter).
+    lora_scale: lora_alpha / r, needed only when the checkpoint holds LoRA weights.
 
   Returns:
     Nested dict of float32 numpy arrays.
@@ -73,12 +101,11 @@ def convert_t2v_state_dict(state_dict: Mapping[str, Any], module: Any, sample_in
   """
   target = jax.eval_shape(lambda: module.init(jax.random.key(0), *sample_inputs))['params']
   flat_target = {tuple(k): v for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(target)).items()}
-  sd = strip_prefixes(state_dict)
+  sd = merge_peft_lora(strip_prefixes(state_dict), lora_scale)
   out, unexpected, bad_shape = {}, [], []
   for key, value in sd.items():
     if key in _BUFFERS:
       continue
-    value = np.asarray(value.float().numpy() if hasattr(value, 'numpy') else value, np.float32)
     path, kind = _path(key)
     if path not in flat_target:
       unexpected.append(key)
@@ -146,7 +173,7 @@ def load_latte_t2v(folder: str, video_length: int | None = None, dtype: Any = jn
 
 
 def load_official_t2v_checkpoint(path: str, name: str = 'FrameDiTHT2V-XL/256-2-1-2-concat', weights: str = 'ema',
-                                 **overrides: Any):
+                                 lora_scale: float | None = None, **overrides: Any):
   """`(module, params)` from an official T2V training checkpoint (`{'model', 'ema', 'train_steps'}` .pt, a bare
   state_dict .pt/.bin, or .safetensors).
 
@@ -167,7 +194,7 @@ def load_official_t2v_checkpoint(path: str, name: str = 'FrameDiTHT2V-XL/256-2-1
     import torch  # pylint: disable=g-import-not-at-top
     sd, _ = select_state_dict(torch.load(path, map_location='cpu', weights_only=True), weights)
   module = get_t2v_model(name, **overrides)
-  return module, convert_t2v_state_dict(sd, module, sample_inputs(module))
+  return module, convert_t2v_state_dict(sd, module, sample_inputs(module), lora_scale)
 
 
 def init_framedit_h_from_latte(latte_params: Mapping[str, Any], framedit_params: Mapping[str, Any]) -> dict:
