@@ -45,8 +45,11 @@ def t2v_cfg_model_fn(module: Any, params: Any, text: jax.Array, mask: jax.Array,
 
 def sample_t2v(module: Any, params: Any, text: np.ndarray, mask: np.ndarray, null_text: np.ndarray,
                null_mask: np.ndarray, shape: tuple[int, ...], key: jax.Array, *, sampler: str = 'dpmpp_2m',
-               num_steps: int = 50, cfg_scale: float = 7.5) -> np.ndarray:
+               num_steps: int = 50, cfg_scale: float = 7.5, clip_denoised: bool = False) -> np.ndarray:
   """Latent videos `shape = (B, F, H, W, C)` for B prompt embeddings.
+
+  `clip_denoised` clips the predicted x_0 to [-1, 1] in DDPM/DDIM (pixel space, as the class sampler does; off
+  for VAE latents); Euler and DPM-Solver++ never clip (diffusers defaults).
 
   Raises:
     ValueError: unknown sampler, or text batch != shape[0] (one line).
@@ -63,10 +66,10 @@ def sample_t2v(module: Any, params: Any, text: np.ndarray, mask: np.ndarray, nul
     run = jax.jit(lambda k: loop(ab, fn, shape, k, num_steps=num_steps))
   elif sampler == 'ddim':
     d = create_diffusion(f'ddim{num_steps}')
-    run = jax.jit(lambda k: d.ddim_sample_loop(fn, shape, k))
+    run = jax.jit(lambda k: d.ddim_sample_loop(fn, shape, k, clip_denoised=clip_denoised))
   else:
     d = create_diffusion(str(num_steps))
-    run = jax.jit(lambda k: d.p_sample_loop(fn, shape, k))
+    run = jax.jit(lambda k: d.p_sample_loop(fn, shape, k, clip_denoised=clip_denoised))
   return np.asarray(run(key))
 
 
@@ -104,7 +107,8 @@ def sample_run(workdir: str, prompts: list[str], out_dir: str, *, sampler: str =
   null_text, null_mask = encoder.encode([''])
   shape = (len(prompts), run['num_frames'], run['latent_size'], run['latent_size'], run['latent_channels'])
   latents = sample_t2v(module, params, text, mask, null_text[0], null_mask[0], shape, jax.random.key(seed),
-                       sampler=sampler, num_steps=num_steps, cfg_scale=cfg_scale)
+                       sampler=sampler, num_steps=num_steps, cfg_scale=cfg_scale,
+                       clip_denoised=run['vae']['name'] == 'identity')
   vae = load_vae(ml_collections.ConfigDict(run['vae']))
   videos = np.asarray(vae.decode_video(jnp.asarray(latents)))
   paths = []
