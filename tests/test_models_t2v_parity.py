@@ -7,6 +7,7 @@ latents, T5-like caption features with a partly masked caption, timesteps and th
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -53,13 +54,13 @@ def test_t2v_models_match_official(fixture, case):
   params = convert_t2v_state_dict(_state_dict(data, meta, case), module, sample_inputs(module))
   x = jnp.asarray(data[f'{case}|x_codes'].astype(np.float32) / np.float32(32.0))
   y = jnp.asarray(data[f'{case}|y_codes'].astype(np.float32) / np.float32(32.0))
-  out = np.asarray(module.apply({'params': params}, x, jnp.asarray(data[f'{case}|t']), y,
-                                jnp.asarray(data[f'{case}|mask'])))
+  apply = jax.jit(lambda m: module.apply({'params': params}, x, jnp.asarray(data[f'{case}|t']), y, m))
+  out = np.asarray(apply(jnp.asarray(data[f'{case}|mask'])))
   expected = data[f'{case}|out']
   assert np.abs(expected).max() > 1.0
   np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
   # The caption mask matters: unmasking the dropped tokens of sample 1 changes its output, not sample 0's.
-  out2 = np.asarray(module.apply({'params': params}, x, jnp.asarray(data[f'{case}|t']), y, jnp.ones((2, 6))))
+  out2 = np.asarray(apply(jnp.ones((2, 6), jnp.int32)))
   np.testing.assert_array_equal(out2[0], out[0])
   assert np.abs(out2[1] - out[1]).max() > 1e-3
 
@@ -80,12 +81,13 @@ def test_converter_lists_keys_and_accepts_wrapped_names(fixture):
 def test_bad_inputs_raise_before_compiling(fixture):
   module = MODELS['latte_t2v']()
   x, t, y = sample_inputs(module)
+  init = lambda m, *a: jax.eval_shape(m.init, jax.random.key(0), *a)  # raises before anything compiles
   with pytest.raises(ValueError, match='video_length=4'):
-    module.init(__import__('jax').random.key(0), jnp.zeros((1, 3, 8, 8, 4)), t, y)
+    init(module, jnp.zeros((1, 3, 8, 8, 4)), t, y)
   with pytest.raises(ValueError, match='caption_channels'):
-    module.init(__import__('jax').random.key(0), x, t, jnp.zeros((1, 4, 7)))
+    init(module, x, t, jnp.zeros((1, 4, 7)))
   with pytest.raises(ValueError, match='num_patches=16'):
-    MODELS['framedit_h_t2v']().init(__import__('jax').random.key(0), jnp.zeros((1, 4, 4, 4, 4)), t, y)
+    init(MODELS['framedit_h_t2v'](), jnp.zeros((1, 4, 4, 4, 4)), t, y)
   with pytest.raises(ValueError, match='norm_type'):
     config_from_diffusers({'norm_type': 'ada_norm_zero'})
 
@@ -106,7 +108,8 @@ def test_latte1_transformer_folder_roundtrip(fixture, tmp_path):
   module, params = load_latte_t2v(str(folder))
   x = jnp.asarray(data['latte_t2v|x_codes'].astype(np.float32) / np.float32(32.0))
   y = jnp.asarray(data['latte_t2v|y_codes'].astype(np.float32) / np.float32(32.0))
-  out = module.apply({'params': params}, x, jnp.asarray(data['latte_t2v|t']), y, jnp.asarray(data['latte_t2v|mask']))
+  out = jax.jit(module.apply)({'params': params}, x, jnp.asarray(data['latte_t2v|t']), y,
+                              jnp.asarray(data['latte_t2v|mask']))
   np.testing.assert_allclose(np.asarray(out), data['latte_t2v|out'], rtol=0, atol=1e-5)
   with pytest.raises(FileNotFoundError, match='transformer'):
     load_latte_t2v(str(tmp_path / 'missing'))
@@ -114,13 +117,14 @@ def test_latte1_transformer_folder_roundtrip(fixture, tmp_path):
 
 def test_framedit_h_init_from_latte_copies_shared_weights(fixture):
   import flax
-  import jax
   from framedit_jax.convert.t2v import init_framedit_h_from_latte
   data, meta = fixture
   latte = MODELS['latte_t2v']()
   latte_params = convert_t2v_state_dict(_state_dict(data, meta, 'latte_t2v'), latte, sample_inputs(latte))
   fh = MODELS['framedit_h_t2v']()
-  fresh = fh.init(jax.random.key(1), *sample_inputs(fh))['params']
+  shapes = jax.eval_shape(fh.init, jax.random.key(1), *sample_inputs(fh))['params']
+  rng = np.random.default_rng(1)
+  fresh = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(np.float32), shapes)  # stand-in fresh init
   merged = flax.traverse_util.flatten_dict(init_framedit_h_from_latte(latte_params, fresh))
   src = flax.traverse_util.flatten_dict(latte_params)
   new = flax.traverse_util.flatten_dict(fresh)

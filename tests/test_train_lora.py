@@ -21,14 +21,9 @@ def setup():
   x = jax.random.normal(key, (2, 2, 4, 4, 4))
   t = jnp.array([3, 700])
   y = jax.random.normal(jax.random.fold_in(key, 1), (2, 5, 8))
-
-  @jax.jit
-  def init(key):
-    params = model.init(key, *sample_inputs(model))['params']
-    # Non-zero output layers so the forward is not trivially 0.
-    return jax.tree_util.tree_map(lambda p: p + 0.05 * jax.random.normal(jax.random.fold_in(key, p.size), p.shape),
-                                  params)
-  params = init(key)
+  shapes = jax.eval_shape(model.init, key, *sample_inputs(model))['params']
+  rng = np.random.default_rng(0)  # random params (no zero-init output layers), without compiling init
+  params = jax.tree.map(lambda s: jnp.asarray(0.2 * rng.standard_normal(s.shape), jnp.float32), shapes)
   return model, params, (x, t, y)
 
 
