@@ -20,7 +20,6 @@ the ε̂, are used). Classifier-free guidance belongs inside model_fn (`cfg_mode
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import jax

@@ -16,7 +16,6 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from framedit_jax.text.convert import t5_params_to_hf
 from framedit_jax.text.t5 import T5Config, T5Encoder

@@ -8,7 +8,6 @@ tokens, interleaved with adaLN-single temporal blocks (official `models/latte_t2
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
