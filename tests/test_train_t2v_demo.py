@@ -13,10 +13,14 @@ from framedit_jax.train.t2v_sample import sample_run
 
 def test_t2v_demo_two_steps_and_sample(tmp_path):
   config = t2v_demo.get_config()
-  config.train.num_steps = 2
+  config.train.num_steps = 1
+  config.train.ckpt_every = 1
   config.data.global_batch_size = 2
+  first = train_t2v(config, str(tmp_path / 'run'))
+  assert first['steps'] == 1 and first['resumed_from'] == 0
+  config.train.num_steps = 2  # same workdir: resumes from the step-1 checkpoint and runs one more step
   out = train_t2v(config, str(tmp_path / 'run'))
-  assert out['steps'] == 2 and all(np.isfinite(out['losses']))
+  assert out['resumed_from'] == 1 and out['steps'] == 1 and all(np.isfinite(out['losses']))
   run = json.load(open(tmp_path / 'run' / 't2v_run.json'))
   assert run['latent_channels'] == 3 and run['num_frames'] == 8
   cache = load_text_cache(str(tmp_path / 'run' / 'text_cache.npz'))

@@ -5,8 +5,10 @@
 One run: build/read the `text_video_folder` TFDS dataset -> encode every distinct caption once with the T5
 encoder (text-embedding cache, `<workdir>/text_cache.npz`) -> train the T2V model (optionally LoRA adapters
 only) with the IDDPM hybrid loss, caption dropout to the null ("") embedding, AdamW + clipping, EMA every
-`optim.ema_update_every` steps -> write `<workdir>/checkpoint` (orbax `{'params'}` of the merged EMA weights)
-and `<workdir>/t2v_run.json` (what `launch/sample_t2v.py --workdir` needs).
+`optim.ema_update_every` steps, resumable training state in `<workdir>/checkpoints/` -> write
+`<workdir>/checkpoint` (orbax `{'params'}` of the merged EMA weights) and `<workdir>/t2v_run.json` (what
+`launch/sample_t2v.py --workdir` needs). Not here yet: gradient accumulation, multi-device sharding, periodic
+samples/FVD, a VAE latent cache (latents are encoded every step).
 """
 
 from __future__ import annotations
@@ -105,7 +107,10 @@ def model_overrides(config, caption_channels: int, latent_channels: int, latent_
 
 
 def train_t2v(config, workdir: str) -> dict[str, Any]:
-  """Runs T2V training; returns {'steps', 'losses', 'checkpoint', 'seconds'}.
+  """Runs T2V training; returns {'steps', 'losses', 'checkpoint', 'seconds', 'resumed_from'}.
+
+  Saves `{trainable, opt_state, ema}` to `<workdir>/checkpoints` every `train.ckpt_every` steps and at the end, and
+  resumes from the latest one when run again with the same workdir.
 
   Raises:
     FileNotFoundError: missing dataset / text encoder / tokenizer / init checkpoint (one line each).
@@ -169,8 +174,16 @@ def train_t2v(config, workdir: str) -> dict[str, Any]:
     ema = jax.lax.cond((step + 1) % ema_every == 0, lambda e: ema_update(e, trainable, decay), lambda e: e, ema)
     return trainable, opt_state, ema, loss
 
+  from framedit_jax.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  ckptr = Checkpointer(os.path.join(workdir, 'checkpoints'), keep=int(config.train.keep), async_save=False)
+  start = 0
+  if ckptr.latest_step() is not None:  # auto-resume: the data stream is a pure function of (seed, step)
+    restored, data_state = ckptr.restore(dict(trainable=trainable, opt_state=opt_state, ema=ema))
+    trainable, opt_state, ema = restored['trainable'], restored['opt_state'], restored['ema']
+    start = int(data_state.get('step', ckptr.latest_step()))
+    logging.info('t2v: resumed from step %d', start)
   losses = []
-  for step in range(int(config.train.num_steps)):
+  for step in range(start, int(config.train.num_steps)):
     video, caps = clips.batch(step, int(d.global_batch_size))
     text, mask = cache.lookup(caps)
     trainable, opt_state, ema, loss = train_step(trainable, opt_state, ema, jnp.int32(step), jnp.asarray(video),
@@ -180,6 +193,9 @@ def train_t2v(config, workdir: str) -> dict[str, Any]:
       raise FloatingPointError(f'T2V training loss is {losses[-1]} at step {step}.')
     if (step + 1) % int(config.train.log_every) == 0 or step == 0:
       logging.info('t2v step %d loss %.4f', step + 1, losses[-1])
+    if (step + 1) % int(config.train.ckpt_every) == 0 or step + 1 == int(config.train.num_steps):
+      ckptr.save(step + 1, dict(trainable=trainable, opt_state=opt_state, ema=ema), {'step': step + 1})
+  ckptr.close()
   final = jax.device_get(full(ema))
   ckpt = os.path.join(workdir, 'checkpoint')
   if os.path.exists(ckpt):
@@ -193,4 +209,4 @@ def train_t2v(config, workdir: str) -> dict[str, Any]:
              latent_channels=latent_channels, checkpoint=ckpt, fps=int(config.sample.fps))
   with open(os.path.join(workdir, RUN_FILE), 'w') as f:
     json.dump(run, f, indent=2)
-  return dict(steps=len(losses), losses=losses, checkpoint=ckpt, seconds=time.time() - t0)
+  return dict(steps=len(losses), losses=losses, checkpoint=ckpt, seconds=time.time() - t0, resumed_from=start)
