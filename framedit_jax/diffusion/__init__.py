@@ -12,6 +12,8 @@ from framedit_jax.diffusion.guidance import cfg_model_fn
 from framedit_jax.diffusion.math_utils import discretized_gaussian_log_likelihood
 from framedit_jax.diffusion.math_utils import mean_flat
 from framedit_jax.diffusion.math_utils import normal_kl
+from framedit_jax.diffusion.ode_samplers import dpmpp_2m_sample_loop
+from framedit_jax.diffusion.ode_samplers import euler_sample_loop
 from framedit_jax.diffusion.respace import respace_betas
 from framedit_jax.diffusion.respace import space_timesteps
 from framedit_jax.diffusion.schedules import get_named_beta_schedule
@@ -62,4 +64,5 @@ __all__ = [
     'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'cfg_model_fn', 'create_diffusion',
     'create_named_schedule_sampler', 'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
     'mean_flat', 'normal_kl', 'respace_betas', 'space_timesteps',
+    'dpmpp_2m_sample_loop', 'euler_sample_loop',
 ]

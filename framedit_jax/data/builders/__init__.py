@@ -8,6 +8,7 @@ from framedit_jax.data.builders.faceforensics import Faceforensics
 from framedit_jax.data.builders.sample_videos import SampleVideos
 from framedit_jax.data.builders.sky_timelapse import SkyTimelapse
 from framedit_jax.data.builders.taichi_hd import TaichiHd
+from framedit_jax.data.builders.text_video_folder import TextVideoFolder
 from framedit_jax.data.builders.ucf101 import Ucf101Videos
 from framedit_jax.data.builders.video_folder import VideoFolder
 
@@ -19,4 +20,5 @@ BUILDERS = {
     'ucf101': Ucf101Videos,
     'ucf101_videos': Ucf101Videos,
     'video_folder': VideoFolder,
+    'text_video_folder': TextVideoFolder,
 }
