@@ -11,7 +11,6 @@ default (`--config.sample.sampler=ddim --config.sample.num_steps=50` for DDIM-50
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -37,7 +36,7 @@ def main(argv):
   if not (_WORKDIR.value or _CHECKPOINT.value):
     print('error: pass --workdir (a training run) or --checkpoint (a converted checkpoint).', file=sys.stderr)
     sys.exit(1)
-  from framedit_jax.train.sampling import sample_to_dir  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.experiment import sample_to_dir  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   out_dir = _OUT.value or os.path.join(_WORKDIR.value or _CHECKPOINT.value,
                                        f'samples_{config.sample.sampler}{config.sample.num_steps}')
@@ -51,4 +50,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)
