@@ -9,7 +9,6 @@ A second run with the same --workdir resumes from its latest checkpoint.
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -26,6 +25,8 @@ def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax/clu INFO logs are very chatty; --verbosity=0 restores them
+  from framedit_jax.train.validate import check_fields  # pylint: disable=g-import-not-at-top
+  check_fields(_CONFIG.value)  # one-line config errors before TensorFlow/JAX start
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')  # keep TF (tf.data) off the accelerators
   import jax  # pylint: disable=g-import-not-at-top
@@ -42,4 +43,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)
