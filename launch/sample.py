@@ -26,6 +26,7 @@ _NUM = flags.DEFINE_integer('num_samples', None, 'Videos to generate (default co
 _BATCH = flags.DEFINE_integer('batch_size', None, 'Videos per sampling call (default config.sample.batch_size).')
 _LABELS = flags.DEFINE_list('labels', None, 'Class labels to cycle through (class-conditional models).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Sampling seed.')
+_NPY = flags.DEFINE_bool('save_npy', False, 'Also write each video losslessly as uint8 .npy next to its mp4.')
 flags.mark_flag_as_required('config')
 
 
@@ -43,7 +44,8 @@ def main(argv):
   labels = [int(x) for x in _LABELS.value] if _LABELS.value else None
   try:
     sample_to_dir(config, out_dir, workdir=_WORKDIR.value, checkpoint=_CHECKPOINT.value,
-                  num_samples=_NUM.value, batch_size=_BATCH.value, labels=labels, seed=_SEED.value)
+                  num_samples=_NUM.value, batch_size=_BATCH.value, labels=labels, seed=_SEED.value,
+                  save_npy=_NPY.value)
   except (FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

@@ -216,7 +216,7 @@ class Experiment:
 
 def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoint: str | None = None,
                   num_samples: int | None = None, batch_size: int | None = None, labels=None,
-                  seed: int = 0) -> list[str]:
+                  seed: int = 0, save_npy: bool = False) -> list[str]:
   """Samples ``num_samples`` videos in batches and streams them to ``out_dir`` as numbered mp4s + a grid.
 
   Memory is bounded by one batch: each batch is decoded and written before the next is sampled.
@@ -228,6 +228,7 @@ def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoin
     num_samples, batch_size: default ``config.sample.num_samples`` / ``config.sample.batch_size``.
     labels: int class labels (cycled) for class-conditional models; default ``arange % num_classes``.
     seed: batch ``i`` uses ``fold_in(PRNGKey(seed), i)``, so results do not depend on the batch split order.
+    save_npy: also write each video losslessly as ``000000.npy``, uint8 ``(T, H, W, 3)``.
   Returns:
     the written per-video paths.
   """
@@ -247,6 +248,8 @@ def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoin
     videos = exp.generate(params, jax.random.fold_in(key, b), batch_size, labels=y)[:n]
     for i, v in enumerate(videos):
       paths.append(gen.write_mp4(os.path.join(out_dir, f'{start + i:06d}.mp4'), v, config.sample.fps))
+      if save_npy:
+        np.save(os.path.join(out_dir, f'{start + i:06d}.npy'), gen.to_uint8(v))
     if len(grid) < 16:
       grid.extend(list(videos[:16 - len(grid)]))
     print(f'sampled {start + n}/{num_samples} videos -> {out_dir}', flush=True)
