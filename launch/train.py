@@ -33,7 +33,13 @@ def main(argv):
   multi_host = (os.environ.get('JAX_COORDINATOR_ADDRESS') or os.environ.get('SLURM_NTASKS', '1') != '1'
                 or ',' in os.environ.get('TPU_WORKER_HOSTNAMES', ''))  # TPU pod slice with several hosts
   if multi_host:
-    jax.distributed.initialize()
+    n, pid = os.environ.get('JAX_NUM_PROCESSES'), os.environ.get('JAX_PROCESS_ID')
+    if jax.config.jax_platforms == 'cpu':
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU processes (tests, localhost)
+    if n is not None and pid is not None:  # explicit: JAX_COORDINATOR_ADDRESS + JAX_NUM_PROCESSES + JAX_PROCESS_ID
+      jax.distributed.initialize(os.environ['JAX_COORDINATOR_ADDRESS'], int(n), int(pid))
+    else:
+      jax.distributed.initialize()
   from framedit_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   try:
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
