@@ -10,8 +10,13 @@ Design (exact resume): every batch is a pure function of (seed, step, process_in
     within a step (and not at all within an epoch).
   * Randomness of stream position q (clip start, flip, joint-training images) comes from
     `clip_recipe.example_rng(seed, 0, q)`, so the same position always gives the same clip.
-  * The iterator state is {'step': n, ...}: restoring it continues the identical stream, without repeating
-    or skipping data. Worker threads (`data.num_parallel_calls`) build `data.prefetch` batches ahead.
+  * Loading runs on Grain: `grain.MapDataset.range(first local example, ...)` -> `.map(load)` ->
+    `.to_iter_dataset(ReadOptions(num_threads=data.num_parallel_calls, prefetch_buffer_size=data.prefetch
+    batches))` -> `.batch(B)`; local example k is position `positions(k // B)[k % B]`, so the sampler is
+    sharded by process and ordered prefetching cannot change the content.
+  * The iterator state is {'step': n, ...} (checkpointed by orbax as JSON with the train state): restoring it
+    rebuilds the Grain pipeline at local example n * B and continues the identical stream, without
+    repeating or skipping data.
 
 Batch: {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, T = num_frames + use_image_num,
 plus 'label_image': int32 (B, use_image_num) when use_image_num > 0.
@@ -20,11 +25,11 @@ shared with the latent cache (`framedit_jax.vae.latent_cache`).
 """
 
 import collections
-import concurrent.futures
 import os
 import threading
 
 from absl import logging
+import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -197,9 +202,8 @@ class VideoBatchIterator:
     self._order = clip_recipe.EpochOrder(self.seed, len(self.source))
     self._order_lock = threading.Lock()
     self._process_count = process_count
-    self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix='framedit_data')
-    self._pending = {}
     self._step = 0
+    self._it = None
 
   def __len__(self):
     """Examples in the split (one epoch)."""
@@ -216,9 +220,15 @@ class VideoBatchIterator:
   def _load(self, position):
     return make_example(self.source, self.recipe, self.seed, position, self._index(position))
 
-  def _submit(self, step):
-    if step not in self._pending:
-      self._pending[step] = [self._pool.submit(self._load, q) for q in self.positions(step)]
+  def _load_local(self, k):
+    step, j = divmod(int(k), self.local_batch)
+    return self._load(self.positions(step)[j])
+
+  def _grain_iterator(self, step):
+    """Grain pipeline from local example step * B: map(load) on `workers` threads, ordered, batched."""
+    ds = grain.MapDataset.range(step * self.local_batch, 2**62).map(self._load_local)
+    options = grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=self.prefetch * self.local_batch)
+    return iter(ds.to_iter_dataset(options).batch(self.local_batch, batch_fn=self._stack))
 
   def batch(self, step):
     """The host-local batch of `step` (computed synchronously; does not move the iterator)."""
@@ -232,10 +242,9 @@ class VideoBatchIterator:
     return self
 
   def __next__(self):
-    for s in range(self._step, self._step + self.prefetch + 1):
-      self._submit(s)
-    futures = self._pending.pop(self._step)
-    batch = self._stack([f.result() for f in futures])
+    if self._it is None:
+      self._it = self._grain_iterator(self._step)
+    batch = next(self._it)
     self._step += 1
     return batch
 
@@ -250,14 +259,14 @@ class VideoBatchIterator:
                       ('num_examples', len(self.source))):
       if key in state and state[key] != mine:
         logging.warning('Data state was saved with %s=%r, now %r: the batch stream differs.', key, state[key], mine)
-    for futures in self._pending.values():
-      for f in futures:
-        f.cancel()
-    self._pending = {}
+    self.close()
     self._step = int(state['step'])
 
   def close(self):
-    self._pool.shutdown(wait=False, cancel_futures=True)
+    """Drops the Grain iterator (its prefetch threads stop); iterating again rebuilds it at the same step."""
+    it, self._it = self._it, None
+    if it is not None and hasattr(it, 'close'):
+      it.close()
 
 
 def stack_examples(items, use_image_num):

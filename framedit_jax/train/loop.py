@@ -183,7 +183,7 @@ class _Run:
     return value
 
   def actions(self, num_steps: int) -> list:
-    """clu periodic actions run after every step (called once at the start step to initialise them)."""
+    """clu periodic actions, called after every step with the number of completed steps."""
     t = self.config.train
     every = lambda n: int(n) or None
     acts = [periodic_actions.ReportProgress(num_train_steps=num_steps, writer=self.writer,
@@ -195,8 +195,7 @@ class _Run:
           every_steps=int(t.sample_every), callback_fn=lambda step, t: step < num_steps and self.samples(step)))
     if t.fvd_every:
       acts.append(periodic_actions.PeriodicCallback(every_steps=int(t.fvd_every), callback_fn=self.fvd))
-    for a in acts:
-      a(self.step)  # the first call only initialises a clu action
+    acts[0](self.step)  # starts ReportProgress's clock (its first call never reports); callbacks start at step + 1
     return acts
 
 
