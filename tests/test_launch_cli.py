@@ -36,6 +36,15 @@ def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
 
 
+@pytest.fixture(scope='module')
+def raw_videos(tmp_path_factory):
+  """A tiny `video_folder` dataset: 2 synthetic videos of 48 frames (the builders' minimum)."""
+  root = tmp_path_factory.mktemp('raw')
+  for v in range(2):
+    S.write_video(str(root / f'v{v}.mp4'), v, 48)
+  return str(root)
+
+
 def test_convert_checkpoint_cli(tmp_path):
   from safetensors.numpy import save_file
   from framedit_jax.convert import checkpoint_io
@@ -98,20 +107,21 @@ def test_eval_cli_real_baseline_zero_and_fvd_positive(tmp_path):
   assert out['fvd'] > 1.0  # other videos are far away
 
 
-def test_prepare_data_cli_reports_the_built_dataset(data_dir):
+def test_prepare_data_cli_reports_the_built_dataset(tmp_path, raw_videos):
   import ml_collections
   from framedit_jax.data import pipeline
-  r = _launch('prepare_data.py', '--dataset=sample_videos', f'--data_dir={data_dir}')
+  data_dir = str(tmp_path / 'tfds')
+  r = _launch('prepare_data.py', '--dataset=video_folder', f'--manual_dir={raw_videos}', f'--data_dir={data_dir}')
   report = json.loads(r.stdout[r.stdout.index('{'):])
-  config = ml_collections.ConfigDict({'data': {'dataset': 'sample_videos', 'data_dir': data_dir,
+  config = ml_collections.ConfigDict({'data': {'dataset': 'video_folder', 'data_dir': data_dir,
                                                'manual_dir': None, 'builder_config': None}})
   builder = pipeline.get_builder(config, build=False)
   assert builder.is_prepared()
-  assert report['examples'] == {k: v.num_examples for k, v in builder.info.splits.items()} == {'train': 3}
+  assert report['examples'] == {k: v.num_examples for k, v in builder.info.splits.items()} == {'train': 2}
   assert report['data_dir'] == builder.data_dir
 
 
-def test_prepare_latents_cli_matches_in_process_cache(tmp_path, data_dir):
+def test_prepare_latents_cli_matches_in_process_cache(tmp_path, raw_videos):
   from framedit_jax.vae import checkpoint as vae_checkpoint
   from framedit_jax.vae import load_vae
   from framedit_jax.vae.autoencoder_kl import AutoencoderKL
@@ -123,8 +133,9 @@ def test_prepare_latents_cli_matches_in_process_cache(tmp_path, data_dir):
   params = jax.tree.map(lambda s: rng.normal(0, 0.2, s.shape).astype(np.float32), shapes)
   vae_dir = str(tmp_path / 'vae')
   vae_checkpoint.save_vae_params(vae_dir, params, dict(arch, in_channels=3, out_channels=3))
-  overrides = {'vae.name': 'sd', 'vae.checkpoint': vae_dir, 'data.image_size': 16,
-               'data.latents_dir': str(tmp_path / 'cli')}
+  data_dir = str(tmp_path / 'tfds')
+  overrides = {'vae.name': 'sd', 'vae.checkpoint': vae_dir, 'data.image_size': 16, 'data.dataset': 'video_folder',
+               'data.manual_dir': raw_videos, 'data.latents_dir': str(tmp_path / 'cli')}
   _launch('prepare_latents.py', f'--config={tu.REPO}/configs/demo.py', '--max_videos=1', '--shard_frames=64',
           f'--config.data.data_dir={data_dir}', *[f'--config.{k}={v}' for k, v in overrides.items()])
   config = tu.tiny_config(data_dir, **dict(overrides, **{'data.latents_dir': str(tmp_path / 'ref')}))
