@@ -10,12 +10,12 @@ Design (exact resume): every batch is a pure function of (seed, step, process_in
     within a step (and not at all within an epoch).
   * Randomness of stream position q (clip start, flip, joint-training images) comes from
     `clip_recipe.example_rng(seed, 0, q)`, so the same position always gives the same clip.
-  * Loading runs on Grain: `grain.MapDataset.range(first local example, ...)` -> `.map(load)` ->
-    `.to_iter_dataset(ReadOptions(num_threads=data.num_parallel_calls, prefetch_buffer_size=data.prefetch
-    batches))` -> `.batch(B)`; local example k is position `positions(k // B)[k % B]`, so the sampler is
-    sharded by process and ordered prefetching cannot change the content.
+  * Loading runs on Grain: `grain.MapDataset.range(step, ...)` -> `.map(batch)` (the host-local batch of that
+    step: its B clips loaded and stacked) -> `.to_iter_dataset(ReadOptions(num_threads=data.num_parallel_calls,
+    prefetch_buffer_size=data.prefetch + 1))`: whole batches are built on Grain's threads, in order, so
+    prefetching cannot change the content; the sampler is sharded by process through `positions`.
   * The iterator state is {'step': n, ...} (checkpointed by orbax as JSON with the train state): restoring it
-    rebuilds the Grain pipeline at local example n * B and continues the identical stream, without
+    rebuilds the Grain pipeline at step n and continues the identical stream, without
     repeating or skipping data.
 
 Batch: {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, T = num_frames + use_image_num,
@@ -220,15 +220,11 @@ class VideoBatchIterator:
   def _load(self, position):
     return make_example(self.source, self.recipe, self.seed, position, self._index(position))
 
-  def _load_local(self, k):
-    step, j = divmod(int(k), self.local_batch)
-    return self._load(self.positions(step)[j])
-
   def _grain_iterator(self, step):
-    """Grain pipeline from local example step * B: map(load) on `workers` threads, ordered, batched."""
-    ds = grain.MapDataset.range(step * self.local_batch, 2**62).map(self._load_local)
-    options = grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=self.prefetch * self.local_batch)
-    return iter(ds.to_iter_dataset(options).batch(self.local_batch, batch_fn=self._stack))
+    """Grain pipeline from batch `step`: map(load + stack one batch) on `workers` threads, ordered."""
+    ds = grain.MapDataset.range(step, 2**62).map(self.batch)
+    options = grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=self.prefetch + 1)
+    return iter(ds.to_iter_dataset(options))
 
   def batch(self, step):
     """The host-local batch of `step` (computed synchronously; does not move the iterator)."""
