@@ -1,6 +1,7 @@
-r"""Input-pipeline throughput (clips/s) of make_dataset on the sample_videos dataset.
+r"""Input-pipeline throughput (clips/s) of make_dataset (JPEG-frame records on Grain) on sample_videos.
 
   python benchmarks/data_throughput.py --data_dir=/tmp/framedit_bench_tfds --workers=2
+  python benchmarks/data_throughput.py --only=16x256x256 --label=grain --out=benchmarks/results/data_throughput.jsonl
 
 Prints one JSON line per setting: clip shape, stored resolution, worker threads, clips/s (and the time per
 batch). Settings: 16x128x128 (stored short side 128), 16x256x256 (stored short side 256, frame_interval 3,
@@ -21,6 +22,9 @@ _WORKERS = flags.DEFINE_integer('workers', 2, 'data.num_parallel_calls (threads)
 _BATCH = flags.DEFINE_integer('batch', 8, 'global batch size.')
 _CACHE = flags.DEFINE_integer('record_cache_mb', 0, 'data.record_cache_mb (0: every clip reads its record).')
 _STEPS = flags.DEFINE_integer('steps', 12, 'timed batches (after 2 warm-up batches).')
+_ONLY = flags.DEFINE_list('only', None, 'Run only these settings (names below).')
+_LABEL = flags.DEFINE_string('label', '', 'Free-text label stored in every JSON line (e.g. loader, load).')
+_OUT = flags.DEFINE_string('out', None, 'Append the JSON lines to this file too.')
 
 SETTINGS = (  # (name, builder config, num_frames, frame_interval, image_size)
     ('16x128x128', 's128', 16, 3, 128),
@@ -45,7 +49,7 @@ def run_setting(name, builder_config, num_frames, frame_interval, image_size):
   dt = time.perf_counter() - t0
   it.close()
   clips = _STEPS.value * _BATCH.value
-  return {'setting': name, 'clip_shape': list(batch['video'].shape[1:]), 'stored': builder_config,
+  return {'bench': 'data_throughput', 'label': _LABEL.value, 'setting': name, 'clip_shape': list(batch['video'].shape[1:]), 'stored': builder_config,
           'workers': _WORKERS.value, 'record_cache_mb': _CACHE.value, 'batch': _BATCH.value, 'clips_per_s': round(clips / dt, 1),
           's_per_batch': round(dt / _STEPS.value, 4)}
 
@@ -53,7 +57,13 @@ def run_setting(name, builder_config, num_frames, frame_interval, image_size):
 def main(argv):
   del argv
   for setting in SETTINGS:
-    print(json.dumps(run_setting(*setting)), flush=True)
+    if _ONLY.value and setting[0] not in _ONLY.value:
+      continue
+    line = json.dumps(run_setting(*setting))
+    print(line, flush=True)
+    if _OUT.value:
+      with open(_OUT.value, 'a') as f:
+        f.write(line + '\n')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Time to sample one video with DDPM-250 and DDIM-50, per temporal design.
 
-Uses the training code's sampler (`framedit_jax.train.sampling.make_sampler`: one jitted lax.scan over the
-respaced steps) on a model built like the training loop builds it (`framedit_jax.train.loop.build_model`), with
+Uses the training code's sampler (`framedit_jax.train.generate.make_sampler`: one jitted lax.scan over the
+respaced steps) on a model built like the training loop builds it (`framedit_jax.train.experiment.build_model`), with
 random weights (timing does not depend on them). Per (design, sampler) one JSON line:
 
   compile_s     lower + compile of the whole sampling loop (s)
@@ -56,11 +56,11 @@ def make_config(args, name: str):
 
 
 def run_design(args, design: str) -> list[dict[str, Any]]:
-  from framedit_jax.train import loop  # pylint: disable=g-import-not-at-top
-  from framedit_jax.train import sampling  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import experiment  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import generate  # pylint: disable=g-import-not-at-top
   name = common.model_name(design, args.model_size, args.rank, args.patch)
   config = make_config(args, name)
-  model = loop.build_model(config, 4, args.size)
+  model = experiment.build_model(config, 4, args.size)
   shape = (args.batch, args.frames, args.size, args.size, 4)
   params = jax.jit(lambda k: model.init({'params': k}, jnp.zeros((1,) + shape[1:]), jnp.zeros((1,), jnp.int32))
                    )(jax.random.PRNGKey(0))['params']
@@ -78,8 +78,8 @@ def run_design(args, design: str) -> list[dict[str, Any]]:
            'latent_size': args.size, 'num_frames': args.frames, 'batch': args.batch, 'dtype': args.dtype,
            'flops_video': steps * fwd}
     try:
-      diffusion = sampling.sampling_diffusion(config)
-      fn = sampling.make_sampler(model, diffusion, config, shape)
+      diffusion = generate.sampling_diffusion(config)
+      fn = generate.make_sampler(model, diffusion, config, shape)
       key = jax.random.PRNGKey(1)
       t0 = time.perf_counter()
       compiled = fn.lower(params, key, None).compile()

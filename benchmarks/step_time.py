@@ -1,7 +1,7 @@
 """Train-step time, forward time, memory, FLOPs and MFU of every temporal design, side by side in one process.
 
 For each case (design x latent size x num_frames) it builds the model, the optimizer and the state exactly as the
-training loop does (`framedit_jax.train.loop.build_model / init_state / training_diffusion`,
+training loop does (`framedit_jax.train.experiment.build_model / init_state / training_diffusion`,
 `framedit_jax.train.step.make_train_step`), compiles the real jitted train step ahead of time, and measures:
 
   compile_s        lower + compile of the train step (s)
@@ -102,7 +102,7 @@ class Built:
 
   def __init__(self, args, case: Case):
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-    from framedit_jax.train import loop  # pylint: disable=g-import-not-at-top
+    from framedit_jax.train import experiment  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.step import make_train_step  # pylint: disable=g-import-not-at-top
 
@@ -110,11 +110,11 @@ class Built:
     config = make_config(args, case)
     self.mesh = mesh_lib.make_mesh(config.mesh)
     latent_shape = (case.frames, case.size, case.size, 4)
-    model = loop.build_model(config, 4, case.size)
-    diffusion = loop.training_diffusion(config)
+    model = experiment.build_model(config, 4, case.size)
+    diffusion = experiment.training_diffusion(config)
     optimizer = make_optimizer(config.optim)
     with jax.set_mesh(self.mesh):
-      self.state, shardings = loop.init_state(config, model, optimizer, self.mesh, latent_shape)
+      self.state, shardings = experiment.init_state(config, model, optimizer, self.mesh, latent_shape)
       batch_shardings = {'video': mesh_lib.batch_sharding(self.mesh, 5), 'label': mesh_lib.batch_sharding(self.mesh, 1)}
       rng = np.random.default_rng(0)
       host = {'video': rng.standard_normal((args.batch,) + latent_shape).astype(np.float32),

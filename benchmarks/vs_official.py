@@ -8,7 +8,7 @@ For each design it builds, on one config (S width: hidden 384, 6 heads; `--depth
 unconditional; learn_sigma; B x F x latent^2 x 4 latents):
 
   ours      the training loop's own pieces, as benchmarks/step_time.py `Built` uses them (configs/default.py with
-            vae.name='identity', `train.loop.build_model / init_state / training_diffusion`,
+            vae.name='identity', `train.experiment.build_model / init_state / training_diffusion`,
             `train.optimizer.make_optimizer`, `train.step.make_train_step`): IDDPM hybrid loss (MSE + VB),
             global-norm clip 0.1, AdamW (lr 1e-4, wd 0), EMA 0.9999. `optim.start_clip_iter` is set to 0 so the
             clip is active from the first step.
@@ -125,16 +125,16 @@ class Ours:
   def __init__(self, config, latent: int, video: np.ndarray):
     """`video`: (B, T, H, W, C) float32 latents, the batch of every step."""
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-    from framedit_jax.train import loop  # pylint: disable=g-import-not-at-top
+    from framedit_jax.train import experiment  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.step import make_train_step  # pylint: disable=g-import-not-at-top
     self.config = config
     self.mesh = mesh_lib.make_mesh(config.mesh)
-    self.model = loop.build_model(config, video.shape[-1], latent)
-    diffusion = loop.training_diffusion(config)
+    self.model = experiment.build_model(config, video.shape[-1], latent)
+    diffusion = experiment.training_diffusion(config)
     optimizer = make_optimizer(config.optim)
     with jax.set_mesh(self.mesh):
-      self.state, self.shardings = loop.init_state(config, self.model, optimizer, self.mesh, video.shape[1:])
+      self.state, self.shardings = experiment.init_state(config, self.model, optimizer, self.mesh, video.shape[1:])
       batch_shardings = {'video': mesh_lib.batch_sharding(self.mesh, 5),
                          'label': mesh_lib.batch_sharding(self.mesh, 1)}
       host = {'video': video, 'label': np.zeros((video.shape[0],), np.int32)}

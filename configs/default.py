@@ -55,8 +55,8 @@ def get_config():
   dd.video_prob = 1.0  # VideoDiT joint training: each step is a video step w.p. p, else B*T single frames
   dd.global_batch_size = 16  # official: local 4 x grad-accum 4 per GPU
   dd.shuffle_buffer = 256
-  dd.num_parallel_calls = -1  # -1 = tf.data.AUTOTUNE
-  dd.prefetch = 2
+  dd.num_parallel_calls = -1  # Grain read threads; -1 = one per CPU
+  dd.prefetch = 2  # batches Grain prefetches ahead
   dd.use_latents = False  # read a latent cache made by launch/prepare_latents.py
   dd.latents_dir = ml_collections.FieldReference(None, field_type=str)
   dd.builder_config = ml_collections.FieldReference(None, field_type=str)  # e.g. 's256' (stored short side)

@@ -15,7 +15,6 @@ framedit_jax/convert/checkpoint_io.py (`{'params': ...}` via ocp.StandardCheckpo
 import os
 import sys
 
-from absl import app
 from absl import flags
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -81,4 +80,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

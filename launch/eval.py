@@ -24,7 +24,6 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -64,7 +63,7 @@ FLAGS = flags.FLAGS
 def _real_clips():
   from framedit_jax.eval import evaluate, fvd, video_io  # pylint: disable=g-import-not-at-top
   if bool(FLAGS.real) == (_CONFIG.value is not None):
-    raise app.UsageError('give exactly one of --real=FOLDER or --config=CONFIG for the real videos.')
+    raise ValueError('give exactly one of --real=FOLDER or --config=CONFIG for the real videos.')
   if FLAGS.real:
     return fvd.sample_real_clips(video_io.lazy_folder(FLAGS.real), 2 * FLAGS.num_videos, FLAGS.num_frames,
                                  FLAGS.real_stride, FLAGS.mirror, FLAGS.seed)
@@ -143,4 +142,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

@@ -13,12 +13,14 @@ Prints the kept example count and the skip counts per reason for every split.
 """
 
 import json
+import os
+import sys
 
-from absl import app
 from absl import flags
 import ml_collections
 
-from framedit_jax.data import pipeline
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from framedit_jax.data import pipeline  # pylint: disable=wrong-import-position
 
 _DATASET = flags.DEFINE_string('dataset', 'sample_videos', 'config.data.dataset value, e.g. taichi_hd, ucf101.')
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Folder with the raw downloaded videos/frames.')
@@ -44,4 +46,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

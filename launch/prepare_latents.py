@@ -11,7 +11,6 @@ Format and sampling rules: framedit_jax/vae/latent_cache.py.
 import os
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -43,5 +42,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  cli.run(main)

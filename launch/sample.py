@@ -11,7 +11,6 @@ default (`--config.sample.sampler=ddim --config.sample.num_steps=50` for DDIM-50
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -27,6 +26,7 @@ _NUM = flags.DEFINE_integer('num_samples', None, 'Videos to generate (default co
 _BATCH = flags.DEFINE_integer('batch_size', None, 'Videos per sampling call (default config.sample.batch_size).')
 _LABELS = flags.DEFINE_list('labels', None, 'Class labels to cycle through (class-conditional models).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Sampling seed.')
+_NPY = flags.DEFINE_bool('save_npy', False, 'Also write each video losslessly as uint8 .npy next to its mp4.')
 flags.mark_flag_as_required('config')
 
 
@@ -37,18 +37,20 @@ def main(argv):
   if not (_WORKDIR.value or _CHECKPOINT.value):
     print('error: pass --workdir (a training run) or --checkpoint (a converted checkpoint).', file=sys.stderr)
     sys.exit(1)
-  from framedit_jax.train.sampling import sample_to_dir  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.experiment import sample_to_dir  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   out_dir = _OUT.value or os.path.join(_WORKDIR.value or _CHECKPOINT.value,
                                        f'samples_{config.sample.sampler}{config.sample.num_steps}')
   labels = [int(x) for x in _LABELS.value] if _LABELS.value else None
   try:
     sample_to_dir(config, out_dir, workdir=_WORKDIR.value, checkpoint=_CHECKPOINT.value,
-                  num_samples=_NUM.value, batch_size=_BATCH.value, labels=labels, seed=_SEED.value)
+                  num_samples=_NUM.value, batch_size=_BATCH.value, labels=labels, seed=_SEED.value,
+                  save_npy=_NPY.value)
   except (FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

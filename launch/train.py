@@ -9,7 +9,6 @@ A second run with the same --workdir resumes from its latest checkpoint.
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -26,13 +25,21 @@ def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax/clu INFO logs are very chatty; --verbosity=0 restores them
+  from framedit_jax.train.validate import check_fields  # pylint: disable=g-import-not-at-top
+  check_fields(_CONFIG.value)  # one-line config errors before TensorFlow/JAX start
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')  # keep TF (tf.data) off the accelerators
   import jax  # pylint: disable=g-import-not-at-top
   multi_host = (os.environ.get('JAX_COORDINATOR_ADDRESS') or os.environ.get('SLURM_NTASKS', '1') != '1'
                 or ',' in os.environ.get('TPU_WORKER_HOSTNAMES', ''))  # TPU pod slice with several hosts
   if multi_host:
-    jax.distributed.initialize()
+    n, pid = os.environ.get('JAX_NUM_PROCESSES'), os.environ.get('JAX_PROCESS_ID')
+    if jax.config.jax_platforms == 'cpu':
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU processes (tests, localhost)
+    if n is not None and pid is not None:  # explicit: JAX_COORDINATOR_ADDRESS + JAX_NUM_PROCESSES + JAX_PROCESS_ID
+      jax.distributed.initialize(os.environ['JAX_COORDINATOR_ADDRESS'], int(n), int(pid))
+    else:
+      jax.distributed.initialize()
   from framedit_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   try:
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
@@ -42,4 +49,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

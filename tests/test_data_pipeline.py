@@ -64,13 +64,14 @@ def check_clip_rule(clips, mode):
     np.testing.assert_array_equal(ids, want)
 
 
-def test_taichi_stride_flip_per_clip(raw, tfds_dir):
+def test_taichi_linspace_flip_per_clip(raw, tfds_dir):
+  # Official datasets/taichi_datasets.py (video-only): np.linspace(start, end - 1, F, dtype=int), not a stride.
   config = make_config(raw, tfds_dir, 'taichi_hd', global_batch_size=8)
   got = batches(config, 4)
   clips = np.concatenate([b['video'] for b in got])
   assert clips.shape == (32, NF, 16, 16, 3) and clips.dtype == np.float32
   assert clips.min() >= -1.0 and clips.max() <= 1.0
-  check_clip_rule(clips, 'stride')
+  check_clip_rule(clips, 'linspace')
   flips = np.stack([S.is_flipped(c) for c in clips])  # (clips, T)
   assert np.all(flips == flips[:, :1])  # one decision per clip
   assert 0 < flips[:, 0].sum() < len(clips)  # both happen
@@ -78,9 +79,9 @@ def test_taichi_stride_flip_per_clip(raw, tfds_dir):
   assert all(np.all(b['label'] == 0) for b in got)
 
 
-def test_sky_never_flips(raw, tfds_dir):
+def test_sky_never_flips_linspace(raw, tfds_dir):
   clips = np.concatenate([b['video'] for b in batches(make_config(raw, tfds_dir, 'sky_timelapse'), 4)])
-  check_clip_rule(clips, 'stride')
+  check_clip_rule(clips, 'linspace')  # official datasets/sky_datasets.py
   assert not np.any([S.is_flipped(c) for c in clips])
 
 
@@ -136,10 +137,13 @@ def test_two_processes_disjoint(raw, tfds_dir):
   np.testing.assert_array_equal(np.concatenate([per_host[0][0]['video'], per_host[1][0]['video']]), single)
 
 
-def test_joint_image_frames(raw, tfds_dir):
-  config = make_config(raw, tfds_dir, 'taichi_hd', use_image_num=3)
+@pytest.mark.parametrize('dataset', ['taichi_hd', 'faceforensics'])
+def test_joint_image_frames_exact_stride(raw, tfds_dir, dataset):
+  # Official datasets/{taichi,ffs}_image_datasets.py slice frames[start:end:frame_interval]: an exact stride.
+  config = make_config(raw, tfds_dir, dataset, use_image_num=3)
   b = batches(config, 2)[1]
   assert b['video'].shape == (4, NF + 3, 16, 16, 3)
+  np.testing.assert_array_equal(b['label_image'], np.zeros((4, 3), np.int32))
   for clip in b['video']:
     check_clip_rule(clip[None, :NF], 'stride')
     imgs = clip[NF:]
@@ -162,3 +166,20 @@ def test_center_crop_short_side_closed_form():
   np.testing.assert_array_equal(transforms.center_crop_short_side(x), x[:, :, 2:7])  # round(1.5) = 2
   np.testing.assert_array_equal(transforms.center_crop_short_side(x.transpose(0, 2, 1, 3)),
                                 x.transpose(0, 2, 1, 3)[:, 2:7])
+
+
+def test_ucf101_image_frames_carry_their_own_labels(raw, tfds_dir):
+  # Official datasets/ucf101_image_datasets.py: linspace clip, and every image frame has its own class label
+  # (`image_name` -> y_image), not the clip's.
+  config = make_config(raw, tfds_dir, 'ucf101', use_image_num=4, global_batch_size=4)
+  names = sorted(set(UCF_CLASSES.values()))
+  differs = 0
+  for b in batches(config, 3):
+    assert b['label_image'].shape == (4, 4) and b['label_image'].dtype == np.int32
+    for clip, label, image_labels in zip(b['video'], b['label'], b['label_image']):
+      check_clip_rule(clip[None, :NF], 'linspace')
+      assert label == names.index(UCF_CLASSES[S.video_ids(clip[:1])[0]])
+      want = [names.index(UCF_CLASSES[v]) for v in S.video_ids(clip[NF:])]
+      np.testing.assert_array_equal(image_labels, want)
+      differs += int(np.any(image_labels != label))
+  assert differs  # some image frames come from another class than their clip

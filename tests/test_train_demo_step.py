@@ -22,7 +22,7 @@ def setup(tmp_path_factory):
   from configs import demo
   from framedit_jax.data.pipeline import make_dataset
   from framedit_jax.parallel import mesh as mesh_lib
-  from framedit_jax.train.loop import build_model, init_state, training_diffusion
+  from framedit_jax.train.experiment import build_model, init_state, training_diffusion
   from framedit_jax.train.optimizer import make_optimizer
 
   config = demo.get_config()

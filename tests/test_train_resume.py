@@ -21,7 +21,7 @@ def data_dir(tmp_path_factory):
 def _abstract_state():
   """Abstract TrainState of the tiny config, placed on this process's first device."""
   from framedit_jax.parallel import mesh as mesh_lib
-  from framedit_jax.train.loop import build_model, init_state
+  from framedit_jax.train.experiment import build_model, init_state
   from framedit_jax.train.optimizer import make_optimizer
   config = tu.tiny_config('/unused')
   c = config.data

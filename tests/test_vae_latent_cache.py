@@ -14,6 +14,7 @@ import pytest
 
 from configs import demo
 from framedit_jax.data.pipeline import make_dataset
+from framedit_jax.train import experiment
 from framedit_jax.vae.autoencoder_kl import AutoencoderKL
 from framedit_jax.vae.cache_builder import build_latent_cache
 from framedit_jax.vae.latent_cache import make_latent_dataset, read_index
@@ -66,7 +67,7 @@ def test_same_clips_as_pixel_pipeline(cache):
   config = _config(tmp, latent_sample=False)
   pixel_it = make_dataset(config, 'train')
   config.data.use_latents = True
-  latent_it = make_dataset(config, 'train')  # the pipeline dispatches to make_latent_dataset
+  latent_it = experiment.make_dataset(config, 'train')  # the experiment layer picks make_latent_dataset
   for step in (0, 1, 5):
     pixels = pixel_it.batch(step)
     latents = latent_it.batch(step)
@@ -105,3 +106,49 @@ def test_missing_cache_is_one_line_error(tmp_path):
   with pytest.raises(FileNotFoundError) as err:
     make_latent_dataset(config, 'train')
   assert 'prepare_latents.py' in str(err.value) and '\n' not in str(err.value)
+
+
+def test_periodic_fvd_decodes_latents_with_the_vae(cache, monkeypatch):
+  """Periodic FVD on a latent-cache config: real clips reach I3D as pixels decoded by the VAE, not latents."""
+  import types
+  from framedit_jax.eval import fvd as fvd_lib
+  from framedit_jax.train import loop
+  tmp, vae, _ = cache
+  config = _config(tmp, use_latents=True, num_frames=4)
+  config.vae.name = 'sd'
+  config.train.fvd_num_videos = 3
+  config.sample.batch_size = 2
+  seen = []
+
+  def extractor(clips):  # a cheap stand-in for I3D: records what it is fed
+    seen.append(np.asarray(clips).shape)
+    return np.asarray(clips, np.float64).reshape(len(clips), -1)[:, :6]
+
+  monkeypatch.setattr(loop, 'fvd_extractor', lambda: extractor)
+  pixels = np.random.default_rng(1).uniform(-1, 1, (2, 4, 32, 32, 3)).astype(np.float32)
+  exp = types.SimpleNamespace(config=config, vae=vae, pixel_space=False,
+                              dataset=lambda seed_offset=0: experiment.make_dataset(
+                                  _with_seed(config, config.seed + seed_offset), 'train'),
+                              generate=lambda params, key, n, labels=None: pixels[:n],
+                              default_labels=lambda n, start=0: None)
+  run = types.SimpleNamespace(exp=exp, config=config, sample_key=jax.random.PRNGKey(0), _fvd={},
+                              state=types.SimpleNamespace(ema_params=None),
+                              writer=types.SimpleNamespace(write_scalars=lambda *a: None))
+  run.real_clips = lambda n: loop._Run.real_clips(run, n)  # pylint: disable=protected-access
+  value = loop._Run.fvd(run, 5)  # pylint: disable=protected-access
+
+  latents = make_latent_dataset(_with_seed(config, config.seed + 7919), 'train')
+  real = []
+  for step in range(2):
+    real.append(np.clip(np.asarray(vae.decode_video(latents.batch(step)['video'][:, :4])), -1, 1))
+  real = np.concatenate(real)[:3]
+  assert seen[0] == (3, 4, 32, 32, 3)  # decoded pixels, not (3, 4, 8, 8, 4) latents
+  np.testing.assert_allclose(run._fvd['real'], real, atol=1e-5)  # pylint: disable=protected-access
+  fake = np.concatenate([pixels, pixels])[:3]
+  assert value == pytest.approx(fvd_lib.fvd_from_arrays(real, fake, extractor), rel=1e-6)
+
+
+def _with_seed(config, seed):
+  config = config.copy_and_resolve_references()
+  config.seed = seed
+  return config

@@ -4,9 +4,13 @@ Both readers return every frame of one video as RGB uint8 arrays, optionally res
 is `short_side` pixels, or raise `SkipVideo` with a reason code. The TFDS builders count skipped videos per
 reason and write the counts into the build log and the dataset metadata.
 
-Reason codes: 'empty' (zero-length file), 'corrupt' (container or frame cannot be parsed), 'truncated'
-(file ends early: missing index, decoding stops before the declared frame count), 'unreadable_codec' (no
-decoder for the stream's codec), 'no_video_stream', 'too_short' (fewer than `min_frames` frames).
+Reason codes: 'empty' (zero-length file), 'corrupt' (not a recognisable container, or no frame in a file
+that declares none), 'truncated' (a recognised container that cannot be opened or whose decoding fails
+mid-file: the file was cut), 'unreadable_codec' (no decoder for the stream's codec), 'no_video_stream',
+'too_short' (fewer than `min_frames` frames decode).
+
+A video that decodes cleanly is kept whenever at least `min_frames` frames decode, even if its container
+declares more (common in UCF-101 AVIs: e.g. 444 declared, 68 decodable); a warning names the declared count.
 
 Source of the rules: official datasets/{taichi,sky,ucf101,ffs}_datasets.py (which crash or silently
 drop on such files; here they are skipped and counted).
@@ -17,6 +21,7 @@ import io
 import os
 import re
 
+from absl import logging
 import av
 import numpy as np
 from PIL import Image
@@ -132,17 +137,18 @@ def read_video_file(path, short_side=None, min_frames=1):
         frames.append(np.asarray(_resize(frame.to_image(), short_side)))
     except av.error.DecoderNotFoundError as e:
       raise SkipVideo('unreadable_codec', f'{path}: {e}') from e
-    except av.error.FFmpegError as e:
-      if not frames:
-        raise SkipVideo('corrupt', f'{path}: {e}') from e
-      raise SkipVideo('truncated', f'{path}: decoding stopped after {len(frames)} frames: {e}') from e
+    except av.error.FFmpegError as e:  # a decode error mid-file: the file was cut (or is garbage)
+      reason = 'truncated' if _has_container_header(path) else 'corrupt'
+      raise SkipVideo(reason, f'{path}: decoding failed after {len(frames)} frames: {e}') from e
   if not frames:
-    raise SkipVideo('corrupt', f'{path}: no decodable frame')
-  # A file cut short whose index still declares the full length (e.g. avi, faststart mp4).
-  if (declared and len(frames) < declared - 2) or _riff_truncated(path):
-    raise SkipVideo('truncated', f'{path}: {len(frames)} of {declared} declared frames')
+    reason = 'truncated' if declared and _has_container_header(path) else 'corrupt'
+    raise SkipVideo(reason, f'{path}: no decodable frame of {declared} declared')
   if len(frames) < min_frames:
     raise SkipVideo('too_short', f'{path}: {len(frames)} frames < {min_frames}')
+  if (declared and len(frames) < declared - 2) or _riff_truncated(path):
+    logging.warning('%s: the container declares %d frames (%s) but %d decode cleanly; keeping those %d.',
+                    path, declared, 'file shorter than its RIFF size' if _riff_truncated(path) else 'header',
+                    len(frames), len(frames))
   h, w = frames[0].shape[:2]
   return DecodedVideo(frames, fps, len(frames), h, w)
 

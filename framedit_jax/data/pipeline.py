@@ -4,49 +4,46 @@ Design (exact resume): every batch is a pure function of (seed, step, process_in
   * Examples are read by random access from a TFDS `array_record` data source (one record per video, frames
     stored as JPEG); only the frames of the chosen clip are JPEG-decoded.
   * The global example stream is an endless sequence of epochs; epoch e visits the N examples in the order
-    `epoch_permutation(seed, e)`. Global batch `step` covers stream positions
+    `clip_recipe.epoch_permutation(seed, e)`. Global batch `step` covers stream positions
     [step * G, (step + 1) * G), G = global_batch_size; process p takes the slice
     [step * G + p * B, step * G + (p + 1) * B), B = G // process_count, so hosts never share an example
     within a step (and not at all within an epoch).
   * Randomness of stream position q (clip start, flip, joint-training images) comes from
-    `example_rng(seed, 0, q)`, so the same position always gives the same clip.
-  * The iterator state is {'step': n, ...}: restoring it continues the identical stream, without repeating
-    or skipping data. Worker threads (`data.num_parallel_calls`) build `data.prefetch` batches ahead.
+    `clip_recipe.example_rng(seed, 0, q)`, so the same position always gives the same clip.
+  * Loading runs on Grain: `grain.MapDataset.range(step, ...)` -> `.map(batch)` (the host-local batch of that
+    step: its B clips loaded and stacked) -> `.to_iter_dataset(ReadOptions(num_threads=data.num_parallel_calls,
+    prefetch_buffer_size=data.prefetch + 1))`: whole batches are built on Grain's threads, in order, so
+    prefetching cannot change the content; the sampler is sharded by process through `positions`.
+  * The iterator state is {'step': n, ...} (checkpointed by orbax as JSON with the train state): restoring it
+    rebuilds the Grain pipeline at step n and continues the identical stream, without
+    repeating or skipping data.
 
-Batch: {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, T = num_frames + use_image_num.
-When `config.data.use_latents` is set, `framedit_jax.vae.latent_cache.make_latent_dataset` is returned.
+Batch: {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, T = num_frames + use_image_num,
+plus 'label_image': int32 (B, use_image_num) when use_image_num > 0.
+The clip recipe (which frames of which video, flips, image-joint frames) is `framedit_jax.data.clip_recipe`,
+shared with the latent cache (`framedit_jax.vae.latent_cache`).
 """
 
 import collections
-import concurrent.futures
 import os
 import threading
 
 from absl import logging
+import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
 from framedit_jax.data import builders
 from framedit_jax.data import decode
-from framedit_jax.data import sampling
+from framedit_jax.data import clip_recipe
 from framedit_jax.data import transforms
 
-# dataset -> (default builder config, temporal mode, spatial mode, random flip, labelled)
-DATASET_RULES = {
-    'sample_videos': ('s64', 'stride', 'crop_resize', True, False),
-    'taichi_hd': ('full', 'stride', 'crop_resize', True, False),
-    'sky_timelapse': ('full', 'stride', 'crop_resize', False, False),
-    'faceforensics': ('full', 'linspace', 'squash', True, False),
-    'ucf101': ('full', 'linspace', 'squash', True, True),
-    'ucf101_videos': ('full', 'linspace', 'squash', True, True),
-    'video_folder': ('full', 'stride', 'crop_resize', True, False),
-}
 _NO_DECODE = tfds.decode.DeserializeMethod.DESERIALIZE_NO_DECODE
 
 
 def _split_name(dataset):
   name, _, cfg = dataset.partition('/')
-  if name not in builders.BUILDERS:
+  if name not in builders.BUILDERS or name not in clip_recipe.DATASET_RULES:
     raise ValueError(f'data.dataset={dataset!r}: use one of {sorted(builders.BUILDERS)} (optionally /<config>)')
   return name, cfg or None
 
@@ -54,13 +51,13 @@ def _split_name(dataset):
 def get_builder(config, *, build=True):
   """The prepared TFDS builder for `config.data.dataset` (builds it from manual_dir when missing).
 
-  `data.dataset` may name a builder config ('sample_videos/s128'); default: DATASET_RULES. sample_videos
+  `data.dataset` may name a builder config ('sample_videos/s128'); default: clip_recipe.DATASET_RULES. sample_videos
   builds on first use without any download.
   Raises:
     FileNotFoundError: the dataset is not built and `data.manual_dir` is missing (one line: what to get).
   """
   name, cfg = _split_name(config.data.dataset)
-  cfg = cfg or config.data.get('builder_config', None) or DATASET_RULES[name][0]
+  cfg = cfg or config.data.get('builder_config', None) or clip_recipe.DATASET_RULES[name].builder_config
   cls = builders.BUILDERS[name]
   builder = cls(config=cfg, data_dir=config.data.data_dir, file_format='array_record')
   if builder.is_prepared() or not build:
@@ -149,27 +146,6 @@ class ClipSource:
     return frames, label
 
 
-class _Recipe:
-  """Per-dataset sampling rules read from the config (overridable: data.temporal_mode, data.spatial_mode...)."""
-
-  def __init__(self, config, name):
-    _, temporal, spatial, flip, labelled = DATASET_RULES[name]
-    d = config.data
-    self.num_frames = int(d.num_frames)
-    self.frame_interval = int(d.frame_interval)
-    self.image_size = int(d.image_size)
-    self.use_image_num = int(d.use_image_num or 0)
-    self.temporal = d.get('temporal_mode', None) or temporal
-    self.spatial = d.get('spatial_mode', None) or spatial
-    rf = d.get('random_flip', None)
-    self.flip = bool(flip if rf is None else rf)  # None = the dataset's own rule
-    self.labelled = labelled or bool(d.get('label_subfolders', False))
-    if self.temporal not in sampling.TEMPORAL_MODES:
-      raise ValueError(f'data.temporal_mode={self.temporal!r}: use one of {sampling.TEMPORAL_MODES}')
-    if self.spatial not in transforms.SPATIAL_MODES:
-      raise ValueError(f'data.spatial_mode={self.spatial!r}: use one of {transforms.SPATIAL_MODES}')
-
-
 def _decode_frames(frames, idx):
   return np.stack([decode.decode_jpeg(frames[int(i)]) for i in idx])
 
@@ -179,31 +155,25 @@ def make_example(source, recipe, seed, position, index):
 
   Args:
     source: ClipSource.
-    recipe: _Recipe.
+    recipe: clip_recipe.ClipRecipe.
     seed: config.seed.
-    position: stream position (drives all randomness).
+    position: stream position (drives all randomness, see `clip_recipe.ClipRecipe.plan`).
     index: example index into `source` for this position.
   Returns:
-    (video float32 (T, S, S, 3) in [-1, 1], label int).
+    (video float32 (T, S, S, 3) in [-1, 1], label int, image labels int32 (use_image_num,)).
   """
-  rng = sampling.example_rng(seed, 0, position)
+  plan = recipe.plan(seed, position, index, len(source), lambda i: len(source.record(i)[0]))
   frames, label = source.record(index)
-  n = len(frames)
-  start = sampling.window_start(rng, n, recipe.num_frames * recipe.frame_interval)
-  idx = sampling.clip_indices(start, n, recipe.num_frames, recipe.frame_interval, recipe.temporal)
-  flip = recipe.flip and rng.random() < 0.5
-  video = transforms.spatial_transform(_decode_frames(frames, idx), recipe.image_size, recipe.spatial, flip)
-  if recipe.use_image_num:
-    images = []
-    for _ in range(recipe.use_image_num):
-      other = int(rng.integers(len(source)))
-      other_frames, _ = source.record(other)
-      f = int(rng.integers(len(other_frames)))
-      img_flip = recipe.flip and rng.random() < 0.5
-      images.append(transforms.spatial_transform(
-          _decode_frames(other_frames, [f]), recipe.image_size, recipe.spatial, img_flip))
-    video = np.concatenate([video] + images, axis=0)
-  return video, (label if recipe.labelled else 0)
+  video = transforms.spatial_transform(_decode_frames(frames, plan.frames), recipe.image_size, recipe.spatial,
+                                       plan.flip)
+  parts, image_labels = [video], []
+  for other, f, img_flip in plan.images:
+    other_frames, other_label = source.record(other)
+    parts.append(transforms.spatial_transform(_decode_frames(other_frames, [f]), recipe.image_size,
+                                              recipe.spatial, img_flip))
+    image_labels.append(other_label if recipe.labelled else 0)
+  return (np.concatenate(parts, axis=0), (label if recipe.labelled else 0),
+          np.asarray(image_labels, np.int32))
 
 
 class VideoBatchIterator:
@@ -225,60 +195,52 @@ class VideoBatchIterator:
     self.process_index = process_index
     cache_mb = d.get('record_cache_mb', 256)
     self.source = ClipSource(get_builder(config), split, cache_bytes=int(cache_mb) * 2**20)
-    self.recipe = _Recipe(config, self.name)
+    self.recipe = clip_recipe.ClipRecipe.from_config(config)
     workers = int(d.num_parallel_calls)
     self.workers = workers if workers > 0 else (os.cpu_count() or 1)
     self.prefetch = max(1, int(d.prefetch))
-    self._perm_cache = {}
-    self._perm_lock = threading.Lock()
-    self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix='framedit_data')
-    self._pending = {}
+    self._order = clip_recipe.EpochOrder(self.seed, len(self.source))
+    self._order_lock = threading.Lock()
+    self._process_count = process_count
     self._step = 0
+    self._it = None
 
   def __len__(self):
     """Examples in the split (one epoch)."""
     return len(self.source)
 
   def _index(self, position):
-    n = len(self.source)
-    epoch, i = divmod(position, n)
-    with self._perm_lock:
-      perm = self._perm_cache.get(epoch)
-      if perm is None:
-        perm = sampling.epoch_permutation(self.seed, epoch, n)
-        self._perm_cache = {e: p for e, p in self._perm_cache.items() if e >= epoch - 1}
-        self._perm_cache[epoch] = perm
-    return int(perm[i])
+    with self._order_lock:
+      return self._order(position)
 
   def positions(self, step):
     """Stream positions of this host's examples in batch `step`: (local_batch,) ints."""
-    first = step * self.global_batch + self.process_index * self.local_batch
-    return list(range(first, first + self.local_batch))
+    return clip_recipe.positions(step, self.global_batch, self.process_index, self._process_count)
 
   def _load(self, position):
     return make_example(self.source, self.recipe, self.seed, position, self._index(position))
 
-  def _submit(self, step):
-    if step not in self._pending:
-      self._pending[step] = [self._pool.submit(self._load, q) for q in self.positions(step)]
+  def _grain_iterator(self, step):
+    """Grain pipeline from batch `step`: map(load + stack one batch) on `workers` threads, ordered."""
+    ds = grain.MapDataset.range(step, 2**62).map(self.batch)
+    options = grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=self.prefetch + 1)
+    return iter(ds.to_iter_dataset(options))
 
   def batch(self, step):
     """The host-local batch of `step` (computed synchronously; does not move the iterator)."""
     items = [self._load(q) for q in self.positions(step)]
     return self._stack(items)
 
-  @staticmethod
-  def _stack(items):
-    return {'video': np.stack([v for v, _ in items]), 'label': np.asarray([l for _, l in items], np.int32)}
+  def _stack(self, items):
+    return stack_examples(items, self.recipe.use_image_num)
 
   def __iter__(self):
     return self
 
   def __next__(self):
-    for s in range(self._step, self._step + self.prefetch + 1):
-      self._submit(s)
-    futures = self._pending.pop(self._step)
-    batch = self._stack([f.result() for f in futures])
+    if self._it is None:
+      self._it = self._grain_iterator(self._step)
+    batch = next(self._it)
     self._step += 1
     return batch
 
@@ -293,32 +255,38 @@ class VideoBatchIterator:
                       ('num_examples', len(self.source))):
       if key in state and state[key] != mine:
         logging.warning('Data state was saved with %s=%r, now %r: the batch stream differs.', key, state[key], mine)
-    for futures in self._pending.values():
-      for f in futures:
-        f.cancel()
-    self._pending = {}
+    self.close()
     self._step = int(state['step'])
 
   def close(self):
-    self._pool.shutdown(wait=False, cancel_futures=True)
+    """Drops the Grain iterator (its prefetch threads stop); iterating again rebuilds it at the same step."""
+    it, self._it = self._it, None
+    if it is not None and hasattr(it, 'close'):
+      it.close()
+
+
+def stack_examples(items, use_image_num):
+  """[(video, label, image labels), ...] -> {'video': (B, T, ...), 'label': int32 (B,)} (+ 'label_image':
+  int32 (B, use_image_num), each image frame's own label, when use_image_num > 0)."""
+  batch = {'video': np.stack([v for v, _, _ in items]), 'label': np.asarray([l for _, l, _ in items], np.int32)}
+  if use_image_num:
+    batch['label_image'] = np.stack([li for _, _, li in items]).astype(np.int32)
+  return batch
 
 
 def make_dataset(config, split, *, process_index=0, process_count=1):
-  """Host-local batch iterator for `config.data` (see the module docstring).
+  """Host-local batch iterator over the JPEG-frame records of `config.data` (see the module docstring).
 
   Args:
     config: ConfigDict with `seed` and `data.{dataset, data_dir, manual_dir, num_frames, frame_interval,
-      image_size, use_image_num, global_batch_size, num_parallel_calls, prefetch, use_latents}`; optional
+      image_size, use_image_num, global_batch_size, num_parallel_calls, prefetch}`; optional
       `data.{builder_config, temporal_mode, spatial_mode, random_flip, label_subfolders, record_cache_mb}`
       (record_cache_mb, default 256: LRU cache of raw records per iterator; 0 disables).
     split: 'train', 'test', a TFDS slice, or for UCF101 'train1'..'test3'.
     process_index, process_count: this host and the number of hosts.
   Returns:
-    VideoBatchIterator (or the latent-cache iterator when data.use_latents) yielding
-    {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, B = global_batch_size // process_count.
+    VideoBatchIterator yielding {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)} and, when
+    use_image_num > 0, 'label_image': int32 (B, use_image_num); B = global_batch_size // process_count.
+    (The latent cache, `data.use_latents`, is chosen by `framedit_jax.train.experiment.make_dataset`.)
   """
-  if config.data.get('use_latents', False):
-    from framedit_jax.vae import latent_cache  # pylint: disable=g-import-not-at-top
-    return latent_cache.make_latent_dataset(config, split, process_index=process_index,
-                                            process_count=process_count)
   return VideoBatchIterator(config, split, process_index=process_index, process_count=process_count)

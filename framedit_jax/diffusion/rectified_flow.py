@@ -122,7 +122,7 @@ class RectifiedFlow:
 
   def p_sample_loop(self, model_fn: Callable, shape: tuple[int, ...], key: jax.Array, *, clip_denoised: bool = False,
                     model_kwargs: dict | None = None, **_) -> jax.Array:
-    """Sampler interface of `GaussianDiffusion` (used by `framedit_jax.train.sampling`): the Euler loop, clipped
+    """Sampler interface of `GaussianDiffusion` (used by `framedit_jax.train.generate`): the Euler loop, clipped
     to [-1, 1] at the end when `clip_denoised` (pixel space)."""
     x = self.euler_sample_loop(model_fn, shape, key, model_kwargs=model_kwargs)
     return jnp.clip(x, -1.0, 1.0) if clip_denoised else x

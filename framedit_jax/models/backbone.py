@@ -47,7 +47,8 @@ class LatteStyleDiT(nn.Module):
     t: `(B,)` int timesteps 0..999.
     y: `(B,)` int labels in [0, num_classes] (num_classes = null label); required iff num_classes > 0.
     train: applies label dropout (p = class_dropout_prob, 'dropout' rng).
-    y_image: optional `(B, use_image_num)` labels of the image frames (IMG training); defaults to y.
+    y_image: optional `(B, use_image_num)` labels of the image frames (IMG training); defaults to y. A 2-D
+      `y` of shape `(B, 1 + use_image_num)` is split into y = y[:, 0], y_image = y[:, 1:] (the train step's form).
   Returns float32 `(B, T, H, W, 2C)` if learn_sigma (eps then the variance interpolant) else `(B, T, H, W, C)`.
   remat_policy: per-block rematerialisation ('none', 'full', 'dots_saveable', ...; see `blocks.remat_policy`);
     `remat=True` is the legacy spelling of 'full'.
@@ -196,6 +197,8 @@ class LatteStyleDiT(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, t: jax.Array, y: jax.Array | None = None, train: bool = False,
                y_image: jax.Array | None = None) -> jax.Array:
+    if y is not None and y.ndim == 2:  # (B, 1 + use_image_num): the clip's label, then each image frame's own
+      y, y_image = y[:, 0], y[:, 1:]
     self._check_inputs(x, t, y)
     if self.temporal not in TEMPORAL_DESIGNS:
       raise ValueError(f'temporal must be one of {TEMPORAL_DESIGNS}, got {self.temporal!r}.')

@@ -1,12 +1,15 @@
 """``train_and_evaluate(config, workdir)``: the whole training run, resumable at any point.
 
 Order of work (every user error surfaces before anything is compiled):
-  1. validate the config, open the VAE and the dataset (one-line errors if missing);
-  2. build mesh, model, diffusion, optimizer; create the sharded state with ``jit(init, out_shardings)``;
-  3. restore the latest checkpoint in ``<workdir>/checkpoints`` (state + data position) if any;
-  4. loop: host batch -> global array -> (VAE encode) -> jitted step; metrics to TensorBoard and console;
-     checkpoints every ``ckpt_every`` steps, on SIGTERM/preemption and at the end;
-  5. sample videos from the EMA weights and write mp4s to ``<workdir>/samples``.
+  1. ``Experiment(config)`` validates the config, opens the VAE, builds mesh and model; the dataset opens
+     (one-line errors if anything is missing);
+  2. the sharded state is created and the latest checkpoint in ``<workdir>/checkpoints`` (state + data
+     position) restored if any;
+  3. loop: host batch -> global array -> (VAE encode) -> jitted step; clu periodic actions report progress,
+     checkpoint every ``ckpt_every`` steps, sample every ``sample_every`` and compute a small FVD every
+     ``fvd_every`` steps; on SIGTERM/SIGINT (on any host: the decision is agreed across processes) or an
+     orbax-announced preemption every process saves the same step and exits;
+  4. sample videos from the EMA weights and write mp4s to ``<workdir>/samples``.
 """
 
 from __future__ import annotations
@@ -15,23 +18,19 @@ import hashlib
 import json
 import os
 import signal
-from typing import Any
 
 from absl import logging
+from clu import periodic_actions
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from framedit_jax.data.joint import joint_batch
 from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import checkpoint as ckpt_lib
+from framedit_jax.train import experiment as experiment_lib
+from framedit_jax.train import generate as gen
 from framedit_jax.train import metrics as metrics_lib
-from framedit_jax.train import sampling
-from framedit_jax.train.init_from import apply_init_from
-from framedit_jax.train.optimizer import make_optimizer
-from framedit_jax.train.state import TrainState, create_train_state
-from framedit_jax.train.step import make_train_step
-from framedit_jax.train.validate import validate_config
+from framedit_jax.train.state import TrainState
 
 
 class _StopSignal:
@@ -58,55 +57,11 @@ class _StopSignal:
       signal.signal(sig, old)
 
 
-def build_model(config, latent_channels: int, latent_size: int):
-  """The backbone named by ``config.model.name`` at the latent resolution and channels."""
-  from framedit_jax.models import get_model  # pylint: disable=g-import-not-at-top
-  m, d = config.model, config.data
-  overrides = dict(
-      input_size=latent_size, num_frames=d.num_frames, in_channels=latent_channels,
-      num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
-      dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num,
-      remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False))
-  if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
-    overrides['frame_axis'] = 'frame'
-  overrides.update(dict(m.get('overrides', {})))
-  return get_model(m.name, **overrides)
-
-
-def training_diffusion(config):
-  from framedit_jax.diffusion import create_diffusion  # pylint: disable=g-import-not-at-top
-  d = config.diffusion
-  if d.get('objective', 'iddpm') != 'iddpm':  # e.g. 'rectified_flow' (framedit_jax.diffusion.objectives)
-    from framedit_jax.diffusion.objectives import create_objective  # pylint: disable=g-import-not-at-top
-    return create_objective(d, config.sample.num_steps)
-  return create_diffusion(timestep_respacing='', noise_schedule=d.noise_schedule, learn_sigma=d.learn_sigma,
-                          diffusion_steps=d.diffusion_steps, predict=d.get('predict', 'epsilon'))
-
-
-def init_state(config, model, optimizer, mesh, latent_shape: tuple[int, ...]):
-  """Creates the sharded ``TrainState`` with ``jit(init, out_shardings=...)``.
-
-  Returns ``(state, state_shardings)``.
-  """
-  def init_fn(rng):
-    k_params, k_drop, k_state = jax.random.split(rng, 3)
-    x = jnp.zeros((1,) + tuple(latent_shape), jnp.float32)
-    t = jnp.zeros((1,), jnp.int32)
-    y = jnp.zeros((1,), jnp.int32) if config.model.num_classes > 0 else None
-    params = model.init({'params': k_params, 'dropout': k_drop}, x, t, y=y)['params']
-    return create_train_state(params, optimizer, k_state)
-
-  rng = jax.random.PRNGKey(config.seed)
-  abstract = jax.eval_shape(init_fn, rng)
-  shardings = mesh_lib.state_shardings(mesh, abstract)
-  state = jax.jit(init_fn, out_shardings=shardings)(rng)
-  state = apply_init_from(config, state, shardings)  # config.model.init_from (e.g. an image-DiT init)
-  return state, shardings
-
-
-def _host_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _host_batch(batch: dict[str, np.ndarray], keys) -> dict[str, np.ndarray]:
   out = {'video': np.asarray(batch['video'], np.float32)}
   out['label'] = np.asarray(batch.get('label', np.zeros(out['video'].shape[0], np.int32)), np.int32)
+  if 'label_image' in keys:
+    out['label_image'] = np.asarray(batch['label_image'], np.int32)
   return out
 
 
@@ -135,6 +90,117 @@ def _log_batch_hash(workdir: str, step: int, host: dict[str, np.ndarray]) -> Non
     f.write(json.dumps({'step': step, 'process': jax.process_index(), 'sha1': h.hexdigest()}) + '\n')
 
 
+def stop_agreed(local_stop: bool) -> bool:
+  """True on every process when any process asked to stop (a ``multihost_utils`` sync point).
+
+  With one process this is ``local_stop``; with several, every process must call it at the same step, so all
+  of them stop after the same step and save the same checkpoint (no host hangs in the collective save).
+  """
+  if jax.process_count() == 1:
+    return bool(local_stop)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.max(multihost_utils.process_allgather(np.asarray([int(bool(local_stop))], np.int32))))
+
+
+def fvd_extractor():
+  """The I3D feature extractor of the periodic FVD (a function so tests can swap it for a cheap one)."""
+  from framedit_jax.eval.fvd import I3DFeatureExtractor  # pylint: disable=g-import-not-at-top
+  return I3DFeatureExtractor()
+
+
+class _Run:
+  """The mutable state of one training run and the periodic callbacks that act on it."""
+
+  def __init__(self, exp, workdir, ckpt, data_it, state, start_step, writer, progress):
+    self.exp, self.config, self.workdir, self.ckpt = exp, exp.config, workdir, ckpt
+    self.data_it, self.state, self.step, self.writer, self.progress = data_it, state, start_step, writer, progress
+    self.pending = None  # metrics of the previous step, checked one step late to keep the device busy
+    self.last_saved = start_step if ckpt.latest_step() is not None else None
+    self.sample_key = jax.random.PRNGKey(self.config.seed + 1)
+    self.batch_keys = exp.batch_shardings()
+    self._fvd = {}
+
+  def train(self, train_step, encode) -> None:
+    """One step: host batch -> global arrays -> (VAE encode) -> jitted step; metrics checked one step late."""
+    host = _host_batch(next(self.data_it), self.batch_keys)
+    host = joint_batch(host, self.config, self.step)  # an image step w.p. 1 - data.video_prob
+    if self.config.train.log_batch_hashes:
+      _log_batch_hash(self.workdir, self.step + 1, host)
+    with jax.set_mesh(self.exp.mesh):
+      batch = mesh_lib.host_to_global(host, self.exp.mesh)
+      if encode is not None:
+        batch['video'] = encode(batch['video'], jax.random.fold_in(self.sample_key, self.step))
+      self.state, metrics = train_step(self.state, batch)
+    self.flush_metrics()
+    self.pending = (self.step + 1, metrics)
+    self.step += 1
+
+  def flush_metrics(self) -> None:
+    if self.pending is not None:
+      self.progress.check_and_log(*self.pending)
+      self.pending = None
+
+  def save(self, step: int, **_) -> None:
+    """Saves ``step`` (after checking its metrics: a non-finite state is never saved)."""
+    self.flush_metrics()
+    if self.last_saved != step:
+      self.ckpt.save(step, self.state, self.data_it.get_state(), self.config)
+      self.last_saved = step
+
+  def samples(self, step: int, **_) -> list[str]:
+    """``sample.num_samples`` EMA videos as mp4s + a grid in ``<workdir>/samples`` (written by process 0)."""
+    n = int(self.config.sample.num_samples)
+    videos = self.exp.generate(self.state.ema_params, self.sample_key, n, self.exp.default_labels(n))
+    if jax.process_index() != 0:
+      return []
+    out_dir, fps = os.path.join(self.workdir, 'samples'), self.config.sample.fps
+    paths = [gen.write_mp4(os.path.join(out_dir, f'step_{step:08d}_{i:02d}.mp4'), v, fps)
+             for i, v in enumerate(videos)]
+    gen.write_mp4(os.path.join(out_dir, f'step_{step:08d}_grid.mp4'), gen.video_grid(videos), fps)
+    self.writer.write_images(step, {'samples/first_frames': gen.to_uint8(videos[:, 0])})
+    print(f'Wrote {len(paths)} sample videos to {out_dir}', flush=True)
+    return paths
+
+  def real_clips(self, n: int) -> np.ndarray:
+    """``n`` real clips in pixels ``(n, num_frames, H, W, 3)`` from a separate stream; latents are decoded."""
+    it, real, nf = self.exp.dataset(seed_offset=7919), [], int(self.config.data.num_frames)
+    while sum(len(r) for r in real) < n:
+      video = np.asarray(next(it)['video'])[:, :nf]
+      if self.config.data.get('use_latents', False) and not self.exp.pixel_space:
+        video = gen.addressable_to_host(self.exp.vae.decode_video(video))
+      real.append(np.clip(video, -1.0, 1.0))
+    return np.concatenate(real)[:n]
+
+  def fvd(self, step: int, **_) -> float:
+    """A small FVD (I3D) of ``train.fvd_num_videos`` EMA samples vs real clips, written as ``eval/fvd``."""
+    from framedit_jax.eval.fvd import fvd_from_arrays  # pylint: disable=g-import-not-at-top
+    n, bs = int(self.config.train.fvd_num_videos), int(self.config.sample.batch_size)
+    if not self._fvd:
+      self._fvd = {'real': self.real_clips(n), 'extractor': fvd_extractor()}
+    fake = [self.exp.generate(self.state.ema_params, jax.random.fold_in(self.sample_key, 10_000 + i), bs,
+                              self.exp.default_labels(bs, i)) for i in range(0, n, bs)]
+    value = float(fvd_from_arrays(self._fvd['real'], np.concatenate(fake)[:n], self._fvd['extractor']))
+    self.writer.write_scalars(step, {'eval/fvd': value})
+    print(f'step {step}: FVD({n} samples vs real) = {value:.2f}', flush=True)
+    return value
+
+  def actions(self, num_steps: int) -> list:
+    """clu periodic actions, called after every step with the number of completed steps."""
+    t = self.config.train
+    every = lambda n: int(n) or None
+    acts = [periodic_actions.ReportProgress(num_train_steps=num_steps, writer=self.writer,
+                                            every_steps=every(t.log_every), every_secs=None),
+            periodic_actions.PeriodicCallback(every_steps=every(t.ckpt_every), on_steps=[num_steps],
+                                              callback_fn=self.save)]
+    if t.sample_every:
+      acts.append(periodic_actions.PeriodicCallback(
+          every_steps=int(t.sample_every), callback_fn=lambda step, t: step < num_steps and self.samples(step)))
+    if t.fvd_every:
+      acts.append(periodic_actions.PeriodicCallback(every_steps=int(t.fvd_every), callback_fn=self.fvd))
+    acts[0](self.step)  # starts ReportProgress's clock (its first call never reports); callbacks start at step + 1
+    return acts
+
+
 def train_and_evaluate(config, workdir: str) -> TrainState:
   """Trains (or resumes) the model described by ``config`` in ``workdir``.
 
@@ -144,162 +210,47 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       checkpoint written before it stays intact.
   """
   os.makedirs(workdir, exist_ok=True)
-  from framedit_jax.vae import load_vae  # pylint: disable=g-import-not-at-top
-  from framedit_jax.data.pipeline import make_dataset  # pylint: disable=g-import-not-at-top
-
-  validate_config(config)
-  vae = load_vae(config.vae)  # one-line error on missing weights, before compiling
-  pixel_space = config.vae.name == 'identity'
-  data_it = make_dataset(config, config.data.split, process_index=jax.process_index(),
-                         process_count=jax.process_count())
-  mesh = mesh_lib.make_mesh(config.mesh)
-  validate_config(config, mesh=mesh, vae=vae)
-
-  latent_size = config.data.image_size // vae.downsample
-  t_total = config.data.num_frames + config.data.use_image_num
-  latent_shape = (t_total, latent_size, latent_size, vae.latent_channels)
-  model = build_model(config, vae.latent_channels, latent_size)
-  diffusion = training_diffusion(config)
-  optimizer = make_optimizer(config.optim)
-
-  with jax.set_mesh(mesh):
-    state, state_shardings = init_state(config, model, optimizer, mesh, latent_shape)
+  exp = experiment_lib.Experiment(config)
+  data_it = exp.dataset()
+  state, shardings = exp.create_state()
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  print(f'Model {config.model.name}: {n_params / 1e6:.2f}M parameters, latent {latent_shape}', flush=True)
+  print(f'Model {config.model.name}: {n_params / 1e6:.2f}M parameters, latent {exp.latent_shape}', flush=True)
 
   ckpt = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir), keep=config.train.keep,
                                keep_period=config.train.keep_period)
-  start_step = 0
+  state, data_state, start_step = exp.restore(ckpt, state, shardings)
   if ckpt.latest_step() is not None:
-    state, data_state = ckpt.restore(state, state_shardings)
-    start_step = int(state.step)
     if data_state:
       data_it.set_state(data_state)
     logging.info('Resumed from %s at step %d.', ckpt.directory, start_step)
     print(f'Resuming from checkpoint at step {start_step} in {ckpt.directory}', flush=True)
 
-  batch_shardings = {'video': mesh_lib.batch_sharding(mesh, 5), 'label': mesh_lib.batch_sharding(mesh, 1)}
-  train_step = make_train_step(model, diffusion, optimizer, config, state_shardings=state_shardings,
-                               batch_shardings=batch_shardings)
-  encode = None
-  if not pixel_space and not config.data.use_latents:
-    encode = jax.jit(lambda v, k: vae.encode_video(v, key=k, sample=True))
-
-  num_steps = config.train.num_steps
+  num_steps = int(config.train.num_steps)
   writer = metrics_lib.create_writer(workdir)
   progress = metrics_lib.Progress(num_steps, start_step, config, writer,
-                                  flops_per_step=_train_flops(config, latent_shape),
+                                  flops_per_step=_train_flops(config, exp.latent_shape),
                                   peak_flops=config.train.get('peak_tflops', 0.0) * 1e12 or None)
-  sample_key = jax.random.PRNGKey(config.seed + 1)
-  sample_diffusion = sampling.sampling_diffusion(config)
-  sampler_cache: dict[Any, Any] = {}
-
-  last_saved = [start_step if ckpt.latest_step() is not None else None]
-
-  def save(step: int):
-    if last_saved[0] == step:
-      return
-    ckpt.save(step, state, data_it.get_state(), config)
-    last_saved[0] = step
-
-  def make_samples(step: int):
-    n = int(config.sample.num_samples)
-    labels = None
-    if config.model.num_classes > 0:
-      labels = np.arange(n) % config.model.num_classes
-    shape = (n,) + latent_shape
-    if shape not in sampler_cache:
-      sampler_cache[shape] = sampling.make_sampler(model, sample_diffusion, config, shape)
-    with jax.set_mesh(mesh):
-      videos = sampling.generate(model, state.ema_params, sample_diffusion, config, sample_key, n,
-                                 latent_shape=latent_shape, labels=labels,
-                                 vae=None if pixel_space else vae, sampler=sampler_cache[shape])
-    videos = videos[:, :config.data.num_frames]  # image-joint frames are not part of the video
-    out_dir = os.path.join(workdir, 'samples')
-    paths = [sampling.write_mp4(os.path.join(out_dir, f'step_{step:08d}_{i:02d}.mp4'), v, config.sample.fps)
-             for i, v in enumerate(videos)]
-    sampling.write_mp4(os.path.join(out_dir, f'step_{step:08d}_grid.mp4'),
-                       sampling.video_grid(videos), config.sample.fps)
-    writer.write_images(step, {'samples/first_frames': sampling.to_uint8(videos[:, 0])})
-    print(f'Wrote {len(paths)} sample videos to {out_dir}', flush=True)
-    return paths
-
-  fvd_state: dict[str, Any] = {}
-
-  def periodic_fvd(step: int) -> float:
-    """A small FVD (I3D, StyleGAN-V features) of ``train.fvd_num_videos`` EMA samples vs real clips."""
-    from framedit_jax.eval.fvd import I3DFeatureExtractor, fvd_from_arrays  # pylint: disable=g-import-not-at-top
-    n = int(config.train.fvd_num_videos)
-    if not fvd_state:
-      real_config = config.copy_and_resolve_references()
-      with real_config.unlocked():
-        real_config.seed = config.seed + 7919  # its own clip stream; the training iterator is untouched
-      real_it = make_dataset(real_config, config.data.split, process_index=jax.process_index(),
-                             process_count=jax.process_count())
-      real = []
-      while sum(len(r) for r in real) < n:
-        real.append(np.asarray(next(real_it)['video'])[:, :config.data.num_frames])
-      fvd_state['real'] = np.concatenate(real)[:n]
-      fvd_state['extractor'] = I3DFeatureExtractor()
-    bs = int(config.sample.batch_size)
-    shape = (bs,) + latent_shape
-    if shape not in sampler_cache:
-      sampler_cache[shape] = sampling.make_sampler(model, sample_diffusion, config, shape)
-    fake = []
-    for i in range(0, n, bs):
-      labels = (np.arange(i, i + bs) % config.model.num_classes) if config.model.num_classes > 0 else None
-      with jax.set_mesh(mesh):
-        fake.append(sampling.generate(model, state.ema_params, sample_diffusion, config,
-                                      jax.random.fold_in(sample_key, 10_000 + i), bs, latent_shape=latent_shape,
-                                      labels=labels, vae=None if pixel_space else vae, sampler=sampler_cache[shape]))
-    fake = np.concatenate(fake)[:n, :config.data.num_frames]
-    return float(fvd_from_arrays(fvd_state['real'], fake, fvd_state['extractor']))
-
-  step = start_step
-  pending = None  # metrics of the previous step, checked one step late to keep the device busy
+  run = _Run(exp, workdir, ckpt, data_it, state, start_step, writer, progress)
+  train_step, encode, actions = exp.train_step(shardings), exp.encoder(), run.actions(num_steps)
   try:
     with _StopSignal() as stop:
-      while step < num_steps:
-        host = joint_batch(_host_batch(next(data_it)), config, step)  # image step w.p. 1 - data.video_prob
-        if config.train.log_batch_hashes:
-          _log_batch_hash(workdir, step + 1, host)
-        with jax.set_mesh(mesh):
-          batch = mesh_lib.host_to_global(host, mesh)
-          if encode is not None:
-            batch['video'] = encode(batch['video'], jax.random.fold_in(sample_key, step))
-          state, metrics = train_step(state, batch)
-        if pending is not None:
-          progress.check_and_log(*pending)
-        pending = (step + 1, metrics)
-        step += 1
-        if step % config.train.ckpt_every == 0 or step == num_steps:
-          progress.check_and_log(*pending)  # never save a non-finite state
-          pending = None
-          save(step)
-        if config.train.sample_every and step % config.train.sample_every == 0 and step < num_steps:
-          make_samples(step)
-        if config.train.fvd_every and step % config.train.fvd_every == 0:
-          fvd_value = periodic_fvd(step)
-          writer.write_scalars(step, {'eval/fvd': fvd_value})
-          print(f'step {step}: FVD({config.train.fvd_num_videos} samples vs real) = {fvd_value:.2f}', flush=True)
-        if stop.received is not None or ckpt.reached_preemption(step):
-          if pending is not None:
-            progress.check_and_log(*pending)
-          save(step)
-          ckpt.wait()
-          print(f'Stopped by signal {stop.received} at step {step}; checkpoint saved.', flush=True)
+      while run.step < num_steps:
+        run.train(train_step, encode)
+        for action in actions:
+          action(run.step)
+        if stop_agreed(stop.received is not None) or ckpt.reached_preemption(run.step):
+          run.save(run.step)
           ckpt.close()
+          print(f'Stopped by signal {stop.received} at step {run.step}; checkpoint saved.', flush=True)
           writer.flush()
-          return state
-      if pending is not None:
-        progress.check_and_log(*pending)
+          return run.state
+      run.flush_metrics()
   except BaseException:
     ckpt.wait()  # let an in-flight save of a good state finish
     raise
-
   ckpt.wait()
   if start_step < num_steps or not os.path.isdir(os.path.join(workdir, 'samples')):
-    make_samples(step)
+    run.samples(run.step)
   ckpt.close()
   writer.flush()
-  return state
+  return run.state

@@ -83,7 +83,9 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Modu
 
   Args:
     state: the current ``TrainState``.
-    batch: ``{"video": (B, T, H, W, C) latents (already VAE-encoded and scaled), "label": int32 (B,)}``.
+    batch: ``{"video": (B, T, H, W, C) latents (already VAE-encoded and scaled), "label": int32 (B,)}``, and
+      optionally ``"label_image": int32 (B, use_image_num)`` (the image-joint frames' own labels, dropped for
+      CFG independently of the clip's label; passed to the model as ``y`` of shape ``(B, 1 + use_image_num)``).
     model, diffusion, optimizer: static collaborators.
     config: the full config (static): uses ``model.num_classes``, ``model.class_dropout_prob``,
       ``optim.grad_accum_steps``, ``optim.ema_decay``, ``train.nan_policy``.
@@ -101,8 +103,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Modu
   noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
   y = None
   if config.model.num_classes > 0:
-    y = drop_labels(k_drop, batch['label'].astype(jnp.int32), config.model.num_classes,
-                    config.model.class_dropout_prob)
+    y = batch['label'].astype(jnp.int32)
+    if 'label_image' in batch:  # (B, 1 + use_image_num): image frames carry their own labels (official y_image)
+      y = jnp.concatenate([y[:, None], batch['label_image'].astype(jnp.int32)], axis=1)
+    y = drop_labels(k_drop, y, config.model.num_classes, config.model.class_dropout_prob)  # each independently
 
   grads, metrics = loss_and_grads(state.params, model, diffusion, x0, t, noise, y,
                                   grad_accum_steps=config.optim.grad_accum_steps)

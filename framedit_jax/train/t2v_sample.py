@@ -91,7 +91,7 @@ def sample_run(workdir: str, prompts: list[str], out_dir: str, *, sampler: str =
   from framedit_jax.convert.checkpoint_io import load_params  # pylint: disable=g-import-not-at-top
   from framedit_jax.models.t2v import get_t2v_model  # pylint: disable=g-import-not-at-top
   from framedit_jax.text import TextEncoder  # pylint: disable=g-import-not-at-top
-  from framedit_jax.train.sampling import write_mp4  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.generate import write_mp4  # pylint: disable=g-import-not-at-top
   from framedit_jax.vae.loader import load_vae  # pylint: disable=g-import-not-at-top
   if not prompts:
     raise ValueError('no prompts: pass --prompt "..." or --prompts_file with one prompt per line.')

@@ -1,8 +1,15 @@
-"""Config checks that fail fast with one-line errors, before anything is compiled."""
+"""Config checks that fail fast with one-line errors, before anything is compiled.
+
+`check_fields(config)` checks every field on its own (range, choice, type) and the model name;
+`validate_config(config, mesh=, vae=)` adds the cross-field checks. Every error is one `ValueError` line that
+names the field (`config.optim.lr=-1.0: ...`) and says how to fix it.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
+from typing import Any, Callable
 
 import jax
 
@@ -13,13 +20,152 @@ def patch_size_from_name(name: str) -> int | None:
   return int(m.group(1)) if m else None
 
 
-def validate_config(config, *, mesh=None, vae=None) -> None:
-  """Raises ``ValueError`` naming the offending field for invalid combinations.
+_DTYPES = ('float32', 'bfloat16', 'float16')
+_POS_INT = ('an integer >= 1', lambda v: _is_int(v) and v >= 1)
+_NONNEG_INT = ('an integer >= 0', lambda v: _is_int(v) and v >= 0)
+_POS = ('a number > 0', lambda v: _is_num(v) and v > 0)
+_NONNEG = ('a number >= 0', lambda v: _is_num(v) and v >= 0)
+_UNIT = ('a number in [0, 1)', lambda v: _is_num(v) and 0 <= v < 1)
+_UNIT_CLOSED = ('a number in [0, 1]', lambda v: _is_num(v) and 0 <= v <= 1)
+_MESH_AXIS = ('an integer >= 1, or -1 for all remaining devices', lambda v: _is_int(v) and (v >= 1 or v == -1))
 
-  Checked: learn_sigma agreement, grad-accumulation and process divisibility of the batch, and (when
-  ``mesh``/``vae`` are given) batch vs data axes, ``num_frames`` vs ``mesh.frame``, image size vs VAE
-  downsampling and patch size.
+
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # not NaN
+
+
+def _choice(*options):
+  return ('one of ' + ', '.join(repr(o) for o in options), lambda v: v in options)
+
+
+def _optional(rule):
+  what, ok = rule
+  return (what + ' (or None)', lambda v: v is None or ok(v))
+
+
+def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
+  """Dotted field -> (what a valid value is, predicate). Fields missing from a config are skipped."""
+  from framedit_jax.data.clip_recipe import DATASET_RULES, TEMPORAL_MODES  # pylint: disable=g-import-not-at-top
+  from framedit_jax.data.transforms import SPATIAL_MODES  # pylint: disable=g-import-not-at-top
+  from framedit_jax.models.attention import ATTENTION_KERNELS  # pylint: disable=g-import-not-at-top
+  from framedit_jax.models.blocks import REMAT_POLICIES  # pylint: disable=g-import-not-at-top
+  dataset = ('one of ' + ', '.join(sorted(DATASET_RULES)) + ' (optionally /<builder config>)',
+             lambda v: isinstance(v, str) and v.split('/')[0] in DATASET_RULES)
+  return {
+      'seed': ('an integer', _is_int),
+      'model.num_classes': _NONNEG_INT,
+      'model.class_dropout_prob': _UNIT,
+      'model.dtype': _choice(*_DTYPES),
+      'model.attention_kernel': _choice(*ATTENTION_KERNELS),
+      'model.learn_sigma': _choice(True, False),
+      'model.remat_policy': _choice(*REMAT_POLICIES),
+      'model.scan_blocks': _choice(True, False),
+      'diffusion.objective': _choice('iddpm', 'rectified_flow'),
+      'diffusion.diffusion_steps': _POS_INT,
+      'diffusion.noise_schedule': _choice('linear', 'cosine', 'squaredcos_cap_v2'),
+      'diffusion.predict': _choice('epsilon', 'x0', 'v'),
+      'data.dataset': dataset,
+      'data.num_frames': _POS_INT,
+      'data.frame_interval': _POS_INT,
+      'data.image_size': _POS_INT,
+      'data.use_image_num': _NONNEG_INT,
+      'data.global_batch_size': _POS_INT,
+      'data.prefetch': _NONNEG_INT,
+      'data.num_parallel_calls': ('an integer >= 1, or -1 for one per CPU', lambda v: _is_int(v) and v != 0 and v >= -1),
+      'data.record_cache_mb': _NONNEG,
+      'data.temporal_mode': _optional(_choice(*TEMPORAL_MODES)),
+      'data.spatial_mode': _optional(_choice(*SPATIAL_MODES)),
+      'vae.name': _choice('sd', 'identity'),
+      'vae.dtype': _choice(*_DTYPES),
+      'vae.scale_factor': _POS,
+      'vae.chunk_size': _POS_INT,
+      'optim.lr': _POS,
+      'optim.weight_decay': _NONNEG,
+      'optim.b1': _UNIT,
+      'optim.b2': _UNIT,
+      'optim.eps': _POS,
+      'optim.warmup_steps': _NONNEG_INT,
+      'optim.clip_max_norm': _NONNEG,
+      'optim.start_clip_iter': _NONNEG_INT,
+      'optim.ema_decay': _UNIT_CLOSED,
+      'optim.grad_accum_steps': _POS_INT,
+      'train.num_steps': _NONNEG_INT,
+      'train.log_every': _POS_INT,
+      'train.ckpt_every': _POS_INT,
+      'train.keep': _POS_INT,
+      'train.keep_period': _NONNEG_INT,
+      'train.sample_every': _NONNEG_INT,
+      'train.fvd_every': _NONNEG_INT,
+      'train.fvd_num_videos': ('an integer >= 2', lambda v: _is_int(v) and v >= 2),
+      'train.nan_policy': _choice('halt', 'skip'),
+      'train.peak_tflops': _NONNEG,
+      'sample.sampler': _choice('ddpm', 'ddim'),
+      'sample.num_steps': _POS_INT,
+      'sample.ddim_eta': _NONNEG,
+      'sample.cfg_scale': _NONNEG,
+      'sample.num_samples': _POS_INT,
+      'sample.batch_size': _POS_INT,
+      'sample.fps': _POS_INT,
+      'mesh.data': _MESH_AXIS,
+      'mesh.fsdp': _MESH_AXIS,
+      'mesh.frame': _MESH_AXIS,
+  }
+
+
+def _get(config, path: str):
+  node = config
+  for part in path.split('.'):
+    if part not in node:
+      raise KeyError(path)
+    node = node[part]
+  return node
+
+
+def check_model_name(name: str) -> None:
+  """Raises a one-line ValueError for an unknown ``config.model.name`` (with the closest registered names)."""
+  from framedit_jax.models import registry  # pylint: disable=g-import-not-at-top
+  names = registry.list_models()
+  if name not in names:
+    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+    hint = f'did you mean {", ".join(repr(c) for c in close)}?' if close else 'see framedit_jax.models.list_models().'
+    raise ValueError(f'config.model.name={name!r} is not a registered model; {hint}')
+
+
+def check_fields(config) -> None:
+  """Checks each field of ``config`` on its own (see ``_field_rules``) and the model name.
+
+  Raises:
+    ValueError: ``config.<field>=<value>: must be <what>.`` for the first invalid field.
   """
+  for path, (what, ok) in _field_rules().items():
+    try:
+      value = _get(config, path)
+    except KeyError:
+      continue
+    if not ok(value):
+      raise ValueError(f'config.{path}={value!r}: must be {what}.')
+  check_model_name(config.model.name)
+  d = config.data
+  if d.get('use_latents', False) and not d.get('latents_dir', None):
+    raise ValueError('config.data.use_latents=True needs config.data.latents_dir: the folder written by '
+                     'launch/prepare_latents.py.')
+  if int(config.sample.num_steps) > int(config.diffusion.diffusion_steps):
+    raise ValueError(f'config.sample.num_steps={config.sample.num_steps} must be <= '
+                     f'config.diffusion.diffusion_steps={config.diffusion.diffusion_steps}.')
+
+
+def validate_config(config, *, mesh=None, vae=None) -> None:
+  """Raises ``ValueError`` naming the offending field for invalid fields and combinations.
+
+  Checked: every field on its own (``check_fields``), learn_sigma agreement, grad-accumulation and process
+  divisibility of the batch, and (when ``mesh``/``vae`` are given) batch vs data axes, ``num_frames`` vs
+  ``mesh.frame``, image size vs VAE downsampling and patch size.
+  """
+  check_fields(config)
   d, m, o = config.data, config.model, config.optim
   if bool(config.diffusion.learn_sigma) != bool(m.learn_sigma):
     raise ValueError(f'config.diffusion.learn_sigma={config.diffusion.learn_sigma} must equal '

@@ -12,6 +12,7 @@ import time
 from absl import logging
 import numpy as np
 
+from framedit_jax.data import clip_recipe
 from framedit_jax.data import decode
 from framedit_jax.data import pipeline
 from framedit_jax.data import transforms
@@ -48,12 +49,9 @@ def build_latent_cache(config, split, vae, *, flip=None, dtype='float32', shard_
   """
   if not config.data.get('latents_dir', None):
     raise ValueError('data.latents_dir is not set: pass --config.data.latents_dir=DIR for the latent cache.')
-  name, _ = pipeline._split_name(config.data.dataset)  # pylint: disable=protected-access
-  recipe = pipeline._Recipe(config, name)  # pylint: disable=protected-access
+  recipe = clip_recipe.ClipRecipe.from_config(config)
   source = pipeline.ClipSource(pipeline.get_builder(config), split)
-  if flip is None:
-    _, flip, _ = latent_cache._rules(config, name)  # pylint: disable=protected-access
-  flip = bool(flip)
+  flip = recipe.flip if flip is None else bool(flip)
   out_dir = latent_cache.split_dir(config.data.latents_dir, split)
   vae_meta = {'name': config.vae.name, 'checkpoint': config.vae.get('checkpoint'),
               'latent_channels': vae.latent_channels, 'downsample': vae.downsample}

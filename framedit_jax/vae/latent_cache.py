@@ -16,10 +16,10 @@ On-disk format (`<data.latents_dir>/<split>/`):
 Shards are memory-mapped, so a clip reads only its own frames.
 
 Batches follow the pixel pipeline (`framedit_jax.data.pipeline`) exactly: global batch `step` covers stream
-positions [step * G, (step + 1) * G), the epoch order is `epoch_permutation(seed, epoch)`, and position q
-draws its window start, flip and joint-training images from `example_rng(seed, 0, q)` in the same order. The
+positions [step * G, (step + 1) * G), the epoch order is `clip_recipe.epoch_permutation(seed, epoch)`, and position q
+draws its window start, flip and joint-training images from `clip_recipe.example_rng(seed, 0, q)` in the same order. The
 same config therefore selects the same clips of the same videos as in pixel space; the posterior noise
-comes from the separate stream `example_rng(seed, 2, q)`.
+comes from the separate stream `clip_recipe.example_rng(seed, 2, q)`.
 """
 
 import json
@@ -28,14 +28,11 @@ import os
 from absl import logging
 import numpy as np
 
-from framedit_jax.data import sampling
+from framedit_jax.data import clip_recipe
 from framedit_jax.vae import distribution
 
 FORMAT, VERSION = 'framedit_latent_cache', 1
 INDEX_FILE = 'index.json'
-# dataset -> (temporal mode, random flip, labelled); mirrors framedit_jax.data.pipeline.DATASET_RULES.
-_FALLBACK_RULES = {'faceforensics': ('linspace', True, False), 'ucf101': ('linspace', True, True),
-                   'ucf101_videos': ('linspace', True, True), 'sky_timelapse': ('stride', False, False)}
 
 
 def split_dir(latents_dir, split):
@@ -114,18 +111,6 @@ def read_index(directory):
   return index
 
 
-def _rules(config, dataset):
-  try:
-    from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-    _, temporal, _, flip, labelled = pipeline.DATASET_RULES[dataset.split('/')[0]]
-  except (ImportError, KeyError):
-    temporal, flip, labelled = _FALLBACK_RULES.get(dataset.split('/')[0], ('stride', True, False))
-  d = config.data
-  random_flip = d.get('random_flip', None)  # None = the dataset's rule
-  return (d.get('temporal_mode', None) or temporal, flip if random_flip is None else bool(random_flip),
-          labelled or bool(d.get('label_subfolders', False)))
-
-
 class LatentBatchIterator:
   """Host-local batches of scaled latent clips, a pure function of (seed, step, process_index).
 
@@ -156,63 +141,57 @@ class LatentBatchIterator:
     self.global_batch = int(d.global_batch_size)
     self.local_batch = self.global_batch // process_count
     self.process_index = process_index
-    self.num_frames, self.frame_interval = int(d.num_frames), int(d.frame_interval)
-    self.use_image_num = int(d.get('use_image_num', 0) or 0)
-    self.temporal, self.flip, self.labelled = _rules(config, self.name)
-    if self.temporal not in sampling.TEMPORAL_MODES:
-      raise ValueError(f'data.temporal_mode={self.temporal!r}: use one of {sampling.TEMPORAL_MODES}')
+    self.process_count = process_count
+    recipe_config = config.copy_and_resolve_references()
+    with recipe_config.unlocked():
+      recipe_config.data.dataset = self.name
+    self.recipe = clip_recipe.ClipRecipe.from_config(recipe_config)
     self.sample = bool(d.get('latent_sample', True))
     self.scale_factor = float(config.vae.get('scale_factor', self.index.get('scale_factor', 0.18215)))
     if 'scale_factor' in self.index and abs(self.index['scale_factor'] - self.scale_factor) > 1e-9:
       logging.warning('latent cache was built with scale_factor %s, config.vae.scale_factor is %s (used).',
                       self.index['scale_factor'], self.scale_factor)
     self._shards = [np.load(os.path.join(self.directory, s), mmap_mode='r') for s in self.index['shards']]
-    self._perm = (None, None)
+    self._order = clip_recipe.EpochOrder(self.seed, len(self.videos))
     self._step = 0
 
   def __len__(self):
     return len(self.videos)
-
-  def _video_index(self, position):
-    epoch, i = divmod(position, len(self.videos))
-    if self._perm[0] != epoch:
-      self._perm = (epoch, sampling.epoch_permutation(self.seed, epoch, len(self.videos)))
-    return int(self._perm[1][i])
 
   def _frames(self, entry, idx, flip):
     shard, offset = (entry['flip_shard'], entry['flip_offset']) if flip else (entry['shard'], entry['offset'])
     return np.asarray(self._shards[shard][offset + np.asarray(idx, np.int64)], np.float32)
 
   def example(self, position):
-    """(moments (T, h, w, 2C) float32, label int) of stream position `position` (the pixel pipeline's clip)."""
-    rng = sampling.example_rng(self.seed, 0, position)
-    entry = self.videos[self._video_index(position)]
-    n = entry['num_frames']
-    start = sampling.window_start(rng, n, self.num_frames * self.frame_interval)
-    idx = sampling.clip_indices(start, n, self.num_frames, self.frame_interval, self.temporal)
-    flip = self.flip and rng.random() < 0.5
-    parts = [self._frames(entry, idx, flip and 'flip_shard' in entry)]
-    for _ in range(self.use_image_num):
-      other = self.videos[int(rng.integers(len(self.videos)))]
-      f = int(rng.integers(other['num_frames']))
-      img_flip = self.flip and rng.random() < 0.5
-      parts.append(self._frames(other, [f], img_flip and 'flip_shard' in other))
-    return np.concatenate(parts), (entry['label'] if self.labelled else 0)
+    """(moments (T, h, w, 2C) float32, label int, image labels int32 (use_image_num,)) of stream position
+    `position`: the pixel pipeline's clip (`clip_recipe.ClipRecipe.plan`)."""
+    plan = self.recipe.plan(self.seed, position, self._order(position), len(self.videos),
+                            lambda i: self.videos[i]['num_frames'])
+    entry = self.videos[plan.video]
+    parts = [self._frames(entry, plan.frames, plan.flip and 'flip_shard' in entry)]
+    image_labels = []
+    for other, f, img_flip in plan.images:
+      o = self.videos[other]
+      parts.append(self._frames(o, [f], img_flip and 'flip_shard' in o))
+      image_labels.append(o['label'] if self.recipe.labelled else 0)
+    return (np.concatenate(parts), (entry['label'] if self.recipe.labelled else 0),
+            np.asarray(image_labels, np.int32))
 
   def positions(self, step):
-    first = step * self.global_batch + self.process_index * self.local_batch
-    return list(range(first, first + self.local_batch))
+    return clip_recipe.positions(step, self.global_batch, self.process_index, self.process_count)
 
   def batch(self, step):
     """The host-local batch of `step` (does not move the iterator)."""
-    videos, labels = [], []
+    items = []
     for q in self.positions(step):
-      moments, label = self.example(q)
+      moments, label, image_labels = self.example(q)
       mean, logvar = np.split(moments, 2, axis=-1)
-      z = distribution.sample_np(mean, logvar, sampling.example_rng(self.seed, 2, q)) if self.sample else mean
-      videos.append(z * np.float32(self.scale_factor))
-      labels.append(label)
-    return {'video': np.stack(videos).astype(np.float32), 'label': np.asarray(labels, np.int32)}
+      z = distribution.sample_np(mean, logvar, clip_recipe.example_rng(self.seed, 2, q)) if self.sample else mean
+      items.append(((z * np.float32(self.scale_factor)).astype(np.float32), label, image_labels))
+    batch = {'video': np.stack([v for v, _, _ in items]), 'label': np.asarray([l for _, l, _ in items], np.int32)}
+    if self.recipe.use_image_num:
+      batch['label_image'] = np.stack([li for _, _, li in items]).astype(np.int32)
+    return batch
 
   def __iter__(self):
     return self
@@ -243,7 +222,8 @@ def make_latent_dataset(config, split, *, process_index=0, process_count=1):
   Args:
     config: ConfigDict with `seed`, `data.{latents_dir, global_batch_size, num_frames, frame_interval,
       image_size, use_image_num}` (optional `data.{temporal_mode, random_flip, latent_sample}`) and
-      `vae.scale_factor`.
+      `vae.scale_factor`. (`framedit_jax.train.experiment.make_dataset` picks this iterator when
+    `data.use_latents` is set.)
     split: the split name the cache was built for ('train', ...).
     process_index, process_count: this host and the number of hosts.
   Raises:
