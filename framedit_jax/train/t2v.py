@@ -26,7 +26,7 @@ import optax
 import tensorflow_datasets as tfds
 
 from framedit_jax.convert import checkpoint_io
-from framedit_jax.data import decode, sampling, transforms
+from framedit_jax.data import clip_recipe, decode, transforms
 from framedit_jax.diffusion import create_diffusion
 from framedit_jax.models.t2v import get_t2v_model
 from framedit_jax.text import TextEncoder
@@ -73,10 +73,10 @@ class CaptionedClips:
     """float32 `(B, T, S, S, 3)` clips and their B captions."""
     videos, caps = [], []
     for j in range(batch_size):
-      rng = sampling.example_rng(self.seed, 7, step * batch_size + j)
+      rng = clip_recipe.example_rng(self.seed, 7, step * batch_size + j)
       frames, caption = self._fields(rng.integers(len(self.src)))
-      start = sampling.window_start(rng, len(frames), self.num_frames * self.frame_interval)
-      idx = sampling.clip_indices(start, len(frames), self.num_frames, self.frame_interval, 'stride')
+      start = clip_recipe.window_start(rng, len(frames), self.num_frames * self.frame_interval)
+      idx = clip_recipe.clip_indices(start, len(frames), self.num_frames, self.frame_interval, 'stride')
       clip = np.stack([decode.decode_jpeg(frames[int(k)]) for k in idx])
       videos.append(transforms.spatial_transform(clip, self.image_size, 'crop_resize', rng.random() < 0.5))
       caps.append(caption)
