@@ -71,7 +71,7 @@ def build_key_vae(config):
   kwargs = _arch(c)
   module = AutoencoderKL(**kwargs)
   size = 2 ** (len(kwargs['block_out_channels']) - 1)
-  params = module.init(jax.random.key(int(c.key_vae_seed)), jnp.zeros((1, size, size, 3)))['params']
+  params = dp.jitted_init(module, (1, size, size, 3))(jax.random.key(int(c.key_vae_seed)))
   return module, params, kwargs
 
 
@@ -88,7 +88,7 @@ class _Attrs:
     self.__dict__.update(d)
 
 
-def _fixed_clips(config, n: int) -> np.ndarray:
+def held_out_clips(config, n: int) -> np.ndarray:
   """`n` held-out clips `(n, T, H, W, 3)` of `config.dpvae.eval_split`, own seed (training stream untouched)."""
   from framedit_jax.data.pipeline import make_dataset  # pylint: disable=g-import-not-at-top
   c = config.copy_and_resolve_references()
@@ -149,7 +149,7 @@ def train_dpvae(config, workdir: str, perceptual_fn: Optional[Callable] = None):
   if c.init_from_key:
     g_params, n_copied = dp.copy_2d_params(g_params, key_params)
     print(f'DP-VAE: {n_copied} 2D tensors of E_r/D initialised from the key-frame VAE.', flush=True)
-  d_params = disc.init(k_d, jnp.zeros((1, t, size, size, 3)))['params']
+  d_params = dp.jitted_init(disc, (1, t, size, size, 3))(k_d)
   state = dpvae_step.create_state(g_params, d_params, g_tx, d_tx, k_state)
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(g_params))
   f = module.downsample
@@ -198,7 +198,7 @@ def train_dpvae(config, workdir: str, perceptual_fn: Optional[Callable] = None):
                                  config.vae.get('scale_factor', 0.18215))
   n_clips = int(c.get('num_recon_videos', 2))
   if n_clips:
-    paths = write_reconstructions(codec, _fixed_clips(config, n_clips), os.path.join(workdir, 'recon'), step,
+    paths = write_reconstructions(codec, held_out_clips(config, n_clips), os.path.join(workdir, 'recon'), step,
                                   int(config.sample.fps))
     print(f'Wrote {len(paths)} reconstruction videos (input | DP-VAE) to {os.path.dirname(paths[0])}', flush=True)
   export = os.path.join(workdir, 'dpvae_export')

@@ -16,6 +16,7 @@ Shapes: video `(B, T, H, W, 3)` -> z `(B, T/t_g, H/f, W/f, latent_channels)` (f 
 the SD VAE) and back. T must be a multiple of t_g (no padding; a one-line ValueError otherwise).
 """
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -103,10 +104,17 @@ class DPVAE(nn.Module):
     return self.decode(mean)
 
 
+@functools.lru_cache(maxsize=8)
+def jitted_init(module: nn.Module, shape: tuple):
+  """`jit(lambda rng: module.init(rng, zeros(shape))['params'])`, cached per (module, shape): one compile
+  instead of op-by-op dispatch, shared by every run in a process."""
+  return jax.jit(lambda rng: module.init(rng, jnp.zeros(shape, jnp.float32))['params'])
+
+
 def init_params(module: DPVAE, rng, image_size: int, num_frames: int | None = None):
   """Random params of `module` for `(1, num_frames or t_g, image_size, image_size, 3)` inputs (float32)."""
   t = num_frames or module.t_g
-  return module.init(rng, jnp.zeros((1, t, image_size, image_size, 3), jnp.float32))['params']
+  return jitted_init(module, (1, t, image_size, image_size, 3))(rng)
 
 
 def copy_2d_params(params, key_params):

@@ -24,6 +24,14 @@ from framedit_jax.vae.autoencoder_kl import AutoencoderKL
 CONFIG_FILE = 'dpvae_config.json'
 
 
+@functools.lru_cache(maxsize=8)
+def _codec_fns(module, key_module):
+  """Jitted (encode_moments, decode) shared by every codec of the same architecture (compiled once)."""
+  moments = jax.jit(functools.partial(dp.encode_moments, module, key_module=key_module))
+  decode = jax.jit(lambda p, z: module.apply({'params': p}, z, method=module.decode))
+  return moments, decode
+
+
 class DPVideoVAE:
   """DP-VAE video codec: `(B, T, H, W, 3)` in [-1, 1] <-> scaled latents `(B, T/t_g, H/f, W/f, C)`.
 
@@ -42,8 +50,7 @@ class DPVideoVAE:
     self.latent_channels = module.latent_channels
     self.downsample = 2 ** (len(module.block_out_channels) - 1)
     self.temporal_downsample = int(module.t_g)
-    self._moments = jax.jit(functools.partial(dp.encode_moments, module, key_module=key_module))
-    self._decode = jax.jit(lambda p, z: module.apply({'params': p}, z, method=module.decode))
+    self._moments, self._decode = _codec_fns(module, key_module)
 
   def latent_frames(self, num_frames: int) -> int:
     """Latent frames of a `num_frames` clip (num_frames / t_g); ValueError if not divisible."""
