@@ -56,12 +56,20 @@ class _StopSignal:
       signal.signal(sig, old)
 
 
-def build_model(config, latent_channels: int, latent_size: int):
-  """The backbone named by ``config.model.name`` at the latent resolution and channels."""
+def latent_frames(config, vae) -> int:
+  """Latent frames of a ``config.data.num_frames`` clip: fewer with a temporally compressing VAE (DP-VAE)."""
+  fn = getattr(vae, 'latent_frames', None)
+  return int(config.data.num_frames) if fn is None else int(fn(int(config.data.num_frames)))
+
+
+def build_model(config, latent_channels: int, latent_size: int, num_frames: int | None = None):
+  """The backbone named by ``config.model.name`` at the latent resolution, channels and frames
+  (``num_frames``: latent frames, default ``config.data.num_frames``)."""
   from framedit_jax.models import get_model  # pylint: disable=g-import-not-at-top
   m, d = config.model, config.data
   overrides = dict(
-      input_size=latent_size, num_frames=d.num_frames, in_channels=latent_channels,
+      input_size=latent_size, num_frames=d.num_frames if num_frames is None else num_frames,
+      in_channels=latent_channels,
       num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
       dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num)
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
@@ -149,9 +157,10 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   validate_config(config, mesh=mesh, vae=vae)
 
   latent_size = config.data.image_size // vae.downsample
-  t_total = config.data.num_frames + config.data.use_image_num
+  t_latent = latent_frames(config, vae)
+  t_total = t_latent + config.data.use_image_num
   latent_shape = (t_total, latent_size, latent_size, vae.latent_channels)
-  model = build_model(config, vae.latent_channels, latent_size)
+  model = build_model(config, vae.latent_channels, latent_size, t_latent)
   diffusion = training_diffusion(config)
   optimizer = make_optimizer(config.optim)
 

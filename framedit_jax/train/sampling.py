@@ -167,7 +167,7 @@ def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoin
   Returns:
     the written per-video paths.
   """
-  from framedit_jax.train.loop import build_model  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.loop import build_model, latent_frames  # pylint: disable=g-import-not-at-top
   from framedit_jax.vae import load_vae  # pylint: disable=g-import-not-at-top
   from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
 
@@ -175,9 +175,9 @@ def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoin
   batch_size = int(batch_size or config.sample.batch_size)
   vae = load_vae(config.vae)
   latent_size = config.data.image_size // vae.downsample
-  latent_shape = (config.data.num_frames + config.data.use_image_num, latent_size, latent_size,
-                  vae.latent_channels)
-  model = build_model(config, vae.latent_channels, latent_size)
+  t_latent = latent_frames(config, vae)
+  latent_shape = (t_latent + config.data.use_image_num, latent_size, latent_size, vae.latent_channels)
+  model = build_model(config, vae.latent_channels, latent_size, t_latent)
   mesh = mesh_lib.make_mesh(config.mesh)
   with jax.set_mesh(mesh):
     params = load_params_for_sampling(config, workdir, checkpoint, model, latent_shape, mesh)
