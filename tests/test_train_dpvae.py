@@ -74,7 +74,9 @@ def test_loss_falls_resume_is_bit_identical_and_export_loads(tmp_path, data_dir)
 
 def test_bad_config_errors_before_compiling(tmp_path, data_dir):
   from framedit_jax.train.dpvae_loop import train_dpvae
-  with pytest.raises(ValueError, match='num_frames=6 must be a multiple of config.dpvae.t_g=4'):
-    train_dpvae(_config(data_dir, **{'data.num_frames': 6, 'dpvae.t_g': 4}), str(tmp_path))
+  with pytest.raises(ValueError, match='num_frames=5 must be a multiple of config.dpvae.t_g=2'):
+    train_dpvae(_config(data_dir, **{'data.num_frames': 5}), str(tmp_path))
+  with pytest.raises(ValueError, match='t_g=4 needs 2 temporal downsamplings'):
+    train_dpvae(_config(data_dir, **{'dpvae.t_g': 4}), str(tmp_path))
   with pytest.raises(FileNotFoundError, match='key_vae_checkpoint=/nonexistent'):
     train_dpvae(_config(data_dir, **{'dpvae.key_vae_checkpoint': '/nonexistent'}), str(tmp_path))
