@@ -7,8 +7,8 @@ config.dpvae.eval_split (seed + 7919, the stream the reconstruction mp4s use), r
   * dpvae: the DP-VAE (latent T / t_g frames),
   * per_frame_2d: the DP-VAE's frozen key-frame 2D VAE applied to every frame (the SD VAE when
     config.dpvae.key_vae_checkpoint was SD weights; random weights in the demo),
-and prints PSNR (dB), SSIM (scikit-image) and LPIPS (only with --lpips, see framedit_jax.eval.lpips), writing
-<workdir>/eval_vae.json.
+and prints PSNR (dB) and SSIM (scikit-image), writing <workdir>/eval_vae.json. LPIPS: `compare_codecs` takes an
+`lpips_fn`; until the JAX LPIPS (framedit_jax.eval.lpips) is wired in, this script says so and reports none.
 """
 
 import json

@@ -84,6 +84,7 @@ class DPVideoVAE:
 
 
 def is_dpvae_dir(path) -> bool:
+  """True if `path` is a DP-VAE export directory (holds dpvae_config.json)."""
   return bool(path) and os.path.isfile(os.path.join(path, CONFIG_FILE))
 
 
