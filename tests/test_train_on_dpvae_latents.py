@@ -15,6 +15,11 @@ KW = dict(block_out_channels=(8, 8), layers_per_block=1, latent_channels=4, norm
 
 
 @pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp('tfds')  # the sample_videos TFDS dataset, built once for this module
+
+
+@pytest.fixture(scope='module')
 def export_dir(tmp_path_factory):
   from framedit_jax.vae import dpvae as dp
   from framedit_jax.vae.autoencoder_kl import AutoencoderKL
@@ -28,10 +33,10 @@ def export_dir(tmp_path_factory):
   return out
 
 
-def test_diffusion_trains_two_steps_on_dpvae_latents(tmp_path, export_dir, capsys):
+def test_diffusion_trains_two_steps_on_dpvae_latents(tmp_path, data_dir, export_dir, capsys):
   from framedit_jax.train.loop import train_and_evaluate
   from framedit_jax.vae import load_vae
-  config = tu.tiny_config(tmp_path / 'tfds', **{
+  config = tu.tiny_config(data_dir, **{
       'vae.name': 'dpvae', 'vae.checkpoint': export_dir, 'data.image_size': 16, 'data.num_frames': 4,
       'train.num_steps': 2, 'train.ckpt_every': 2})
   state = train_and_evaluate(config, str(tmp_path / 'work'))
@@ -49,9 +54,9 @@ def test_diffusion_trains_two_steps_on_dpvae_latents(tmp_path, export_dir, capsy
   assert z.shape == (1, 2, 8, 8, 4) and codec.decode_video(z).shape == (1, 4, 16, 16, 3)
 
 
-def test_indivisible_num_frames_is_a_config_error(tmp_path, export_dir):
+def test_indivisible_num_frames_is_a_config_error(tmp_path, data_dir, export_dir):
   from framedit_jax.train.loop import train_and_evaluate
-  config = tu.tiny_config(tmp_path / 'tfds', **{'vae.name': 'dpvae', 'vae.checkpoint': export_dir,
+  config = tu.tiny_config(data_dir, **{'vae.name': 'dpvae', 'vae.checkpoint': export_dir,
                                                'data.image_size': 16, 'data.num_frames': 5})
   with pytest.raises(ValueError, match='must be a multiple of 2'):
     train_and_evaluate(config, str(tmp_path / 'work'))
