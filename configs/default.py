@@ -69,7 +69,7 @@ def get_config():
 
   # ---------------------------------------------------------------- VAE
   config.vae = v = ml_collections.ConfigDict()
-  v.name = 'sd'  # 'sd' (AutoencoderKL, sd-vae-ft-ema) | 'identity' (pixel space)
+  v.name = 'sd'  # 'sd' (AutoencoderKL, sd-vae-ft-ema) | 'identity' (pixel space) | 'dpvae' (DP-VAE export dir)
   v.checkpoint = ml_collections.FieldReference(None, field_type=str)  # diffusers/LDM weights file
   v.scale_factor = 0.18215
   v.chunk_size = 16  # frames per VAE call

@@ -31,7 +31,7 @@ def test_init_from_dit_rectified_flow_and_joint_steps(tmp_path):
   from framedit_jax.data.joint import is_video_step, joint_batch
   from framedit_jax.diffusion.rectified_flow import RectifiedFlow
   from framedit_jax.parallel import mesh as mesh_lib
-  from framedit_jax.train.loop import build_model, init_state, training_diffusion
+  from framedit_jax.train.experiment import build_model, init_state, training_diffusion
   from framedit_jax.train.optimizer import make_optimizer
   from framedit_jax.train.step import make_train_step
   from framedit_jax.train.validate import validate_config

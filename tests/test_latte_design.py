@@ -120,7 +120,7 @@ def test_every_option_trains_two_steps_from_a_config(variant, opts):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from configs import demo
   from framedit_jax.parallel import mesh as mesh_lib
-  from framedit_jax.train.loop import build_model, init_state, training_diffusion
+  from framedit_jax.train.experiment import build_model, init_state, training_diffusion
   from framedit_jax.train.optimizer import make_optimizer
   from framedit_jax.train.step import make_train_step
   config = demo.get_config()

@@ -30,12 +30,22 @@ from framedit_jax.train.state import create_train_state
 from framedit_jax.train.validate import validate_config
 
 
-def build_model(config, latent_channels: int, latent_size: int):
-  """The backbone named by ``config.model.name`` at the latent resolution and channels."""
+def latent_frames(config, vae) -> int:
+  """Latent frames of a ``config.data.num_frames`` clip: fewer with a temporally compressing VAE (DP-VAE)."""
+  fn = getattr(vae, 'latent_frames', None)
+  return int(config.data.num_frames) if fn is None else int(fn(int(config.data.num_frames)))
+
+
+def build_model(config, latent_channels: int, latent_size: int, num_frames: int | None = None):
+  """The backbone named by ``config.model.name`` at the latent resolution and channels.
+
+  ``num_frames``: latent frames (default ``config.data.num_frames``; fewer with a DP-VAE, see ``latent_frames``).
+  """
   from framedit_jax.models import get_model  # pylint: disable=g-import-not-at-top
   m, d = config.model, config.data
   overrides = dict(
-      input_size=latent_size, num_frames=d.num_frames, in_channels=latent_channels,
+      input_size=latent_size, num_frames=d.num_frames if num_frames is None else num_frames,
+      in_channels=latent_channels,
       num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
       dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num,
       remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False))
@@ -111,9 +121,9 @@ class Experiment:
     validate_config(config, mesh=self.mesh, vae=self.vae)
     d = config.data
     latent_size = int(d.image_size) // self.vae.downsample
-    self.latent_shape = (int(d.num_frames) + int(d.use_image_num), latent_size, latent_size,
-                         self.vae.latent_channels)
-    self.model = build_model(config, self.vae.latent_channels, latent_size)
+    t_latent = latent_frames(config, self.vae)
+    self.latent_shape = (t_latent + int(d.use_image_num), latent_size, latent_size, self.vae.latent_channels)
+    self.model = build_model(config, self.vae.latent_channels, latent_size, t_latent)
     self.optimizer = make_optimizer(config.optim)
     self._samplers: dict[tuple[int, ...], Any] = {}
     self._sample_diffusion = None

@@ -193,6 +193,10 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
       raise ValueError(f'config.data.num_frames={d.num_frames} must be divisible by config.mesh.frame='
                        f'{mesh.shape["frame"]}.')
   if vae is not None:
+    t_g = int(getattr(vae, 'temporal_downsample', 1))
+    if t_g > 1 and (int(d.num_frames) % t_g or int(d.get('use_image_num', 0) or 0)):
+      raise ValueError(f'config.vae.name={config.vae.name!r} compresses time by t_g={t_g}: config.data.num_frames='
+                       f'{d.num_frames} must be a multiple of {t_g} and data.use_image_num must be 0.')
     if int(d.image_size) % vae.downsample:
       raise ValueError(f'config.data.image_size={d.image_size} must be divisible by the VAE downsampling '
                        f'factor {vae.downsample} (config.vae.name={config.vae.name!r}).')

@@ -49,6 +49,10 @@ def build_latent_cache(config, split, vae, *, flip=None, dtype='float32', shard_
   """
   if not config.data.get('latents_dir', None):
     raise ValueError('data.latents_dir is not set: pass --config.data.latents_dir=DIR for the latent cache.')
+  if int(getattr(vae, 'temporal_downsample', 1)) > 1:
+    raise ValueError(f'config.vae.name={config.vae.name!r} encodes whole clips (GoPs of t_g frames at the training '
+                     'frame_interval), which a per-frame latent cache cannot store; train with '
+                     'data.use_latents=False (clips are encoded on the fly).')
   recipe = clip_recipe.ClipRecipe.from_config(config)
   source = pipeline.ClipSource(pipeline.get_builder(config), split)
   flip = recipe.flip if flip is None else bool(flip)

@@ -44,10 +44,11 @@ def load_vae(vae_config):
   """Builds the video VAE named by `config.vae`.
 
   Args:
-    vae_config: ConfigDict with name ('sd' | 'identity'), checkpoint (path or None), scale_factor,
+    vae_config: ConfigDict with name ('sd' | 'identity' | 'dpvae'), checkpoint (path or None), scale_factor,
       chunk_size, dtype ('float32' | 'bfloat16'), optional norm_num_groups (default 32).
   Returns:
-    `VideoVAE` (SD AutoencoderKL, latent 4 channels, /8) or `IdentityVAE` (3 channels, /1).
+    `VideoVAE` (SD AutoencoderKL, latent 4 channels, /8), `IdentityVAE` (3 channels, /1) or `DPVideoVAE`
+    (DP-VAE export directory, latent 4 channels, /8 in space, /t_g in time).
   Raises:
     FileNotFoundError: 'sd' with an unset or missing checkpoint (one line saying what file to get).
     convert.ConversionError: the file is not an AutoencoderKL state dict.
@@ -56,8 +57,11 @@ def load_vae(vae_config):
   chunk_size = int(vae_config.get('chunk_size', 16))
   if name == 'identity':
     return IdentityVAE(chunk_size)
+  if name == 'dpvae':  # VideoDiT DP-VAE export dir (launch/train_vae.py); latent T = num_frames / t_g
+    from framedit_jax.vae.dpvae_video import load_dpvae  # pylint: disable=g-import-not-at-top
+    return load_dpvae(vae_config)
   if name != 'sd':
-    raise ValueError(f"config.vae.name must be 'sd' or 'identity', got {name!r}.")
+    raise ValueError(f"config.vae.name must be 'sd', 'identity' or 'dpvae', got {name!r}.")
   path = vae_config.get('checkpoint')
   if not path:
     raise FileNotFoundError(f'config.vae.checkpoint is not set; {WHERE_TO_GET}.')
