@@ -40,6 +40,7 @@ def get_config():
   c.disc_layers = 2
   c.disc_start = 150  # adversarial term from this step on
   c.weights = ml_collections.ConfigDict(dict(recon=1.0, reg=1.0, lpips=0.1, adv=0.01))  # paper Eq. 4
+  c.lpips_weights = ml_collections.FieldReference(None, field_type=str)  # LPIPS .npz (eval/lpips_convert.py)
   c.optim = ml_collections.ConfigDict(dict(lr=3e-4, b1=0.9, b2=0.999, weight_decay=0.0, clip_max_norm=1.0,
                                            disc_lr=3e-4, disc_b1=0.5, disc_b2=0.9))
   c.eval_split = 'test'

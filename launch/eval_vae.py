@@ -7,8 +7,8 @@ config.dpvae.eval_split (seed + 7919, the stream the reconstruction mp4s use), r
   * dpvae: the DP-VAE (latent T / t_g frames),
   * per_frame_2d: the DP-VAE's frozen key-frame 2D VAE applied to every frame (the SD VAE when
     config.dpvae.key_vae_checkpoint was SD weights; random weights in the demo),
-and prints PSNR (dB) and SSIM (scikit-image), writing <workdir>/eval_vae.json. LPIPS: `compare_codecs` takes an
-`lpips_fn`; until the JAX LPIPS (framedit_jax.eval.lpips) is wired in, this script says so and reports none.
+and prints PSNR (dB), SSIM (scikit-image) and, with --config.dpvae.lpips_weights=lpips_vgg.npz (converted by
+`python -m framedit_jax.eval.lpips_convert`), LPIPS (framedit_jax.eval.lpips); it writes <workdir>/eval_vae.json.
 """
 
 import json
@@ -50,8 +50,12 @@ def main(argv):
     sys.exit(1)
   per_frame = VideoVAE(dpvae.key_module, dpvae.key_params, dpvae.scale_factor)
   clips = held_out_clips(config, int(config.dpvae.get('eval_num_videos', 8)))
-  print('DP-VAE eval: no LPIPS backbone weights wired in; LPIPS not reported.', flush=True)
-  results = compare_codecs({'dpvae': dpvae, 'per_frame_2d': per_frame}, clips)
+  from framedit_jax.eval.lpips import WEIGHTS_HINT, make_lpips_fn  # pylint: disable=g-import-not-at-top
+  lpips_weights = config.dpvae.get('lpips_weights')
+  lpips_fn = make_lpips_fn(lpips_weights) if lpips_weights else None
+  if lpips_fn is None:
+    print(f'DP-VAE eval: no --config.dpvae.lpips_weights, LPIPS not reported. {WEIGHTS_HINT}', flush=True)
+  results = compare_codecs({'dpvae': dpvae, 'per_frame_2d': per_frame}, clips, lpips_fn=lpips_fn)
   print(f'{len(clips)} clips {tuple(clips.shape[1:])} of {config.data.dataset}/{config.dpvae.eval_split}')
   print(f'{"codec":14s} {"latent (T, h, w, C)":22s} {"PSNR dB":>8s} {"SSIM":>7s} {"LPIPS":>7s}')
   for name, r in results.items():

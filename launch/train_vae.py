@@ -3,7 +3,9 @@
   python launch/train_vae.py --config=configs/dpvae_demo.py --workdir=/tmp/dpvae_demo
 
 A second run with the same --workdir resumes from its latest checkpoint. The trained codec is exported to
-<workdir>/dpvae_export (use it as --config.vae.checkpoint with --config.vae.name=dpvae).
+<workdir>/dpvae_export (use it as --config.vae.checkpoint with --config.vae.name=dpvae). The LPIPS term (weight
+config.dpvae.weights.lpips) needs --config.dpvae.lpips_weights=lpips_vgg.npz (python -m
+framedit_jax.eval.lpips_convert); without it training runs without that term and says so.
 """
 
 import os
@@ -28,9 +30,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
+  from framedit_jax.eval.lpips import make_lpips_fn  # pylint: disable=g-import-not-at-top
   from framedit_jax.train.dpvae_loop import train_dpvae  # pylint: disable=g-import-not-at-top
   try:
-    train_dpvae(_CONFIG.value, _WORKDIR.value)
+    weights = _CONFIG.value.dpvae.get('lpips_weights')  # converted LPIPS .npz (framedit_jax.eval.lpips_convert)
+    perceptual_fn = make_lpips_fn(weights) if weights else None
+    train_dpvae(_CONFIG.value, _WORKDIR.value, perceptual_fn=perceptual_fn)
   except (FileNotFoundError, ValueError, FloatingPointError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

@@ -83,3 +83,17 @@ def test_video_pairs_are_made_square_as_the_official_loader(converted):
   as_float = wide.astype(np.float32) / np.float32(127.5) - 1.0  # framedit_jax.data clips: float in [-1, 1]
   np.testing.assert_allclose(lpips.lpips_of_videos(params, [fake], [as_float], net, resolution=32), float(want),
                              rtol=1e-4)
+
+
+def test_dpvae_perceptual_term_is_per_frame_lpips(converted):
+  """The DP-VAE's LPIPS term (launch/train_vae.py wires `make_lpips_fn` into it) is the mean per-frame LPIPS."""
+  from framedit_jax.vae import dpvae_losses  # pylint: disable=g-import-not-at-top
+  fn = lpips.make_lpips_fn(converted['alex'])
+  keys = jax.random.split(jax.random.PRNGKey(3), 2)
+  x = jax.random.uniform(keys[0], (2, 3, 32, 32, 3), minval=-1, maxval=1)
+  x_hat = jnp.clip(x + 0.3 * jax.random.normal(keys[1], x.shape), -1, 1)
+  got = dpvae_losses.perceptual_loss(fn, x, x_hat)
+  want = [np.mean([float(fn(x[b, i][None], x_hat[b, i][None])[0]) for i in range(3)]) for b in range(2)]
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  assert min(want) > 0
+  np.testing.assert_allclose(dpvae_losses.perceptual_loss(fn, x, x), 0.0, atol=1e-6)
