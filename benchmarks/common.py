@@ -29,6 +29,22 @@ DESIGNS = {
     'h_concat': 'FrameDiTH-{size}/{rank}/{patch}-concat',
     'h_gated': 'FrameDiTH-{size}/{rank}/{patch}-gated',
 }
+# Latte's design space and VideoDiT's 2D->3D model (framedit_jax/models/latte_design.py, videodit.py), with the
+# get_model options that define each (added to the case's overrides).
+DESIGNS.update({
+    'latte_v2': 'LatteV2-{size}/{patch}',
+    'latte_v3': 'LatteV3-{size}/{patch}',
+    'latte_v4': 'LatteV4-{size}/{patch}',
+    'latte_tubelet': 'LatteV1-{size}/{patch}',
+    'latte_tokens': 'LatteV1-{size}/{patch}',
+    'latte_rope': 'LatteV1-{size}/{patch}',
+    'videodit': 'VideoDiT-{size}/{patch}',
+})
+DESIGN_OPTIONS = {
+    'latte_tubelet': {'patch_embed': 'tubelet', 'tubelet_size': 2},
+    'latte_tokens': {'conditioning': 'tokens'},
+    'latte_rope': {'temporal_pos': 'rope'},
+}
 DESIGN_LABELS = {'local': 'Local Factorized (Latte)', 'full3d': 'Full 3D (DiT3D)', 'g': 'FrameDiT-G',
                  'h_concat': 'FrameDiT-H concat', 'h_gated': 'FrameDiT-H gated'}
 

@@ -177,15 +177,29 @@ def _temp_bytes(compiled) -> int | None:
     return None
 
 
+def _is_design_space(name: str) -> bool:
+  return name.startswith(('LatteV', 'VideoDiT-'))
+
+
 def base_record(args, case: Case) -> dict[str, Any]:
-  shape = analytic_shape(args, case)
-  fwd = flops_lib.forward_flops(shape)['total']
+  if _is_design_space(case.name):  # Latte design space / VideoDiT: their own FLOP model; shape fields of Latte
+    from framedit_jax.models import design_flops  # pylint: disable=g-import-not-at-top
+    fwd = design_flops.design_forward_flops(case.name, input_size=case.size, num_frames=case.frames,
+                                            batch_size=args.batch, **case.overrides)['total']
+    latte = common.model_name('local', args.model_size, args.rank, args.patch)
+    arch = {k: v for k, v in case.overrides.items() if k in ('depth', 'hidden_size', 'num_heads')}
+    shape = flops_lib.shape_from_name(latte, input_size=case.size, num_frames=case.frames, batch_size=args.batch,
+                                      **arch)
+  else:
+    shape = analytic_shape(args, case)
+    fwd = flops_lib.forward_flops(shape)['total']
   return {
       'bench': 'step_time', 'design': case.design, 'model': case.name, 'latent_size': case.size,
       'tokens_per_frame': shape.tokens_per_frame, 'num_frames': case.frames, 'batch': args.batch,
       'depth': shape.depth, 'hidden_size': shape.hidden_size, 'num_heads': shape.num_heads, 'dtype': args.dtype,
       'remat': bool(args.remat), 'remat_policy': args.remat_policy, 'scan_blocks': bool(args.scan_blocks),
-      'flops_fwd': fwd, 'flops_step': flops_lib.train_step_flops(shape),
+      'options': {k: v for k, v in case.overrides.items() if k not in ('depth', 'hidden_size', 'num_heads')},
+      'flops_fwd': fwd, 'flops_step': flops_lib.TRAIN_FLOPS_MULTIPLIER * fwd,
       'temporal_score_elements': flops_lib.temporal_attention_score_elements(shape),
   }
 
@@ -224,7 +238,7 @@ def make_cases(args) -> list[list[Case]]:
   for size in common.parse_list(args.sizes, int):
     for frames in common.parse_list(args.frames, int):
       groups.append([Case(d, common.model_name(d, args.model_size, args.rank, args.patch), size, frames,
-                          dict(overrides)) for d in designs])
+                          dict(overrides, **common.DESIGN_OPTIONS.get(d, {}))) for d in designs])
   return groups
 
 

@@ -67,6 +67,21 @@ def remat_policy(name: str, remat: bool = False) -> Any:
   return getattr(jax.checkpoint_policies, name)
 
 
+def unrolled_only(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
+  """`overrides` without `scan_blocks` / `remat_policy`, for models whose blocks run unrolled with `nn.remat`.
+
+  `remat_policy='full'` becomes `remat=True`; 'none' and `scan_blocks` (either value) are dropped (these models
+  always run their blocks unrolled). Raises ValueError for another policy.
+  """
+  out = {k: v for k, v in overrides.items() if k not in ('scan_blocks', 'remat_policy')}
+  policy = overrides.get('remat_policy', 'none')
+  if policy == 'full':
+    out['remat'] = True
+  elif policy != 'none':
+    raise ValueError(f"{model}: remat_policy={policy!r} is not supported (only 'none' or 'full').")
+  return out
+
+
 class Mlp(nn.Module):
   """timm `Mlp`: `fc1` (D -> hidden) -> tanh-GELU -> `fc2` (hidden -> D)."""
   hidden_features: int

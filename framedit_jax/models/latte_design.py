@@ -26,7 +26,7 @@ import numpy as np
 
 from framedit_jax.models.attention import dot_product_attention
 from framedit_jax.models.backbone import unpatchify
-from framedit_jax.models.blocks import Mlp, layer_norm, modulate
+from framedit_jax.models.blocks import Mlp, layer_norm, modulate, unrolled_only
 from framedit_jax.models.embeddings import (LabelEmbedder, TimestepEmbedder, get_1d_sincos_temp_embed,
                                             get_2d_sincos_pos_embed, patch_kernel_init)
 
@@ -285,11 +285,12 @@ def get_latte_design(name: str, **overrides: Any) -> LatteDesign:
     KeyError: unknown name. TypeError: unknown override.
   """
   cfg = latte_design_config(name)
+  overrides = unrolled_only(name, overrides)  # scan_blocks / remat_policy: blocks run unrolled here
   fields = set(LatteDesign.__dataclass_fields__) - {'parent', 'name'}
-  bad = sorted(set(overrides) - fields - {'scan_blocks'})
+  bad = sorted(set(overrides) - fields)
   if bad:
     raise TypeError(f'get_latte_design: unknown override(s) {bad}; allowed: {", ".join(sorted(fields))}.')
-  cfg.update({k: v for k, v in overrides.items() if k != 'scan_blocks'})
+  cfg.update(overrides)
   if isinstance(cfg.get('dtype'), str):
     cfg['dtype'] = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}[cfg['dtype']]
   return LatteDesign(**cfg)

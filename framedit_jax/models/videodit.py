@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from framedit_jax.models.backbone import unpatchify
-from framedit_jax.models.blocks import DiTBlock, FinalLayer
+from framedit_jax.models.blocks import DiTBlock, FinalLayer, unrolled_only
 from framedit_jax.models.embeddings import (LabelEmbedder, PatchEmbed, TimestepEmbedder, get_1d_sincos_embed,
                                             get_2d_sincos_pos_embed)
 from framedit_jax.models.image_dit import DIT_PATCHES, DIT_SIZES
@@ -130,6 +130,7 @@ def get_videodit(name: str, **overrides: Any) -> VideoDiT2Dto3D:
   size, p = name[len('VideoDiT-'):].split('/')
   depth, hidden, heads = DIT_SIZES[size]
   cfg = dict(depth=depth, hidden_size=hidden, num_heads=heads, patch_size=int(p))
+  overrides = unrolled_only(name, overrides)  # scan_blocks / remat_policy: blocks run unrolled here
   fields = set(VideoDiT2Dto3D.__dataclass_fields__) - {'parent', 'name'}
   bad = sorted(set(overrides) - fields)
   if bad:
