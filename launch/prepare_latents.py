@@ -6,6 +6,12 @@ r"""Encode a video dataset once with the VAE and store the posterior parameters 
 
 Then train with --config.data.use_latents=True --config.data.latents_dir=/data/latents/taichi256.
 Format and sampling rules: framedit_jax/vae/latent_cache.py.
+
+DP-VAE (--config.vae.name=dpvae --config.vae.checkpoint=<dpvae_export dir>): its GoPs are not encoded
+independently, so the cache stores whole training clips, one per window start the clip recipe can draw, for
+the config's data.num_frames / frame_interval / temporal_mode (the reader refuses other values). That is
+about num_frames times the encoding work of a per-frame cache; --start_stride=k caches every k-th start only
+(clips then start at the cached start at or below the drawn one).
 """
 
 import os
@@ -24,6 +30,7 @@ _FLIP = flags.DEFINE_enum('flip', 'auto', ['auto', 'true', 'false'],
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'], 'On-disk dtype of mean/logvar.')
 _SHARD_FRAMES = flags.DEFINE_integer('shard_frames', 2048, 'Frames per .npy shard.')
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Encode only the first N videos (smoke test).')
+_START_STRIDE = flags.DEFINE_integer('start_stride', 1, 'DP-VAE clip caches: cache every k-th clip start.')
 
 
 def main(argv):
@@ -36,7 +43,8 @@ def main(argv):
   vae = load_vae(config.vae)
   flip = {'auto': None, 'true': True, 'false': False}[_FLIP.value]
   index = build_latent_cache(config, _SPLIT.value, vae, flip=flip, dtype=_DTYPE.value,
-                             shard_frames=_SHARD_FRAMES.value, max_videos=_MAX_VIDEOS.value)
+                             shard_frames=_SHARD_FRAMES.value, max_videos=_MAX_VIDEOS.value,
+                             start_stride=_START_STRIDE.value)
   print(f'wrote {len(index["videos"])} videos, latent shape {index["latent_shape"]}, '
         f'{len(index["shards"])} shards')
 

@@ -60,3 +60,20 @@ def test_indivisible_num_frames_is_a_config_error(tmp_path, data_dir, export_dir
                                                'data.image_size': 16, 'data.num_frames': 5})
   with pytest.raises(ValueError, match='must be a multiple of 2'):
     train_and_evaluate(config, str(tmp_path / 'work'))
+
+
+def test_diffusion_trains_on_the_dpvae_latent_cache(tmp_path, data_dir, export_dir, capsys):
+  """data.use_latents=True with vae.name='dpvae': prepare_latents' clip cache feeds T/t_g latent frames."""
+  from framedit_jax.train.loop import train_and_evaluate
+  from framedit_jax.vae import load_vae
+  from framedit_jax.vae.cache_builder import build_latent_cache
+  config = tu.tiny_config(data_dir, **{
+      'vae.name': 'dpvae', 'vae.checkpoint': export_dir, 'data.image_size': 16, 'data.num_frames': 4,
+      'data.latents_dir': str(tmp_path / 'latents'), 'train.num_steps': 2, 'train.ckpt_every': 2})
+  index = build_latent_cache(config, 'train', load_vae(config.vae), max_videos=1)
+  assert index['clips']['latent_frames'] == 2 and index['videos'][0]['num_starts'] == 132 - 4 * 2
+  config.data.use_latents = True
+  state = train_and_evaluate(config, str(tmp_path / 'work'))
+  assert 'latent (2, 8, 8, 4)' in capsys.readouterr().out
+  assert int(state.step) == 2
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))

@@ -79,7 +79,7 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'data.record_cache_mb': _NONNEG,
       'data.temporal_mode': _optional(_choice(*TEMPORAL_MODES)),
       'data.spatial_mode': _optional(_choice(*SPATIAL_MODES)),
-      'vae.name': _choice('sd', 'identity'),
+      'vae.name': _choice('sd', 'identity', 'dpvae'),
       'vae.dtype': _choice(*_DTYPES),
       'vae.scale_factor': _POS,
       'vae.chunk_size': _POS_INT,

@@ -15,6 +15,21 @@ On-disk format (`<data.latents_dir>/<split>/`):
   shard-00000.npy    (F, h, w, 2C) float32|float16: the frames of consecutive videos, [mean | logvar]
 Shards are memory-mapped, so a clip reads only its own frames.
 
+DP-VAE clip caches (`config.vae.name='dpvae'`, t_g > 1): the DP-VAE encodes a clip of T frames into T/t_g
+latent frames, and a GoP's latent depends on the clip's other GoPs (temporal convolutions and clip-wide
+GroupNorms in the residual encoder), so neither frames nor GoPs can be cached on their own. The cache holds
+whole training clips instead: for every window start s the clip recipe can draw (0 .. max(0, n - num_frames *
+frame_interval - 1), every `start_stride`-th one), the moments of the clip `clip_recipe.clip_indices(s, n,
+num_frames, frame_interval, temporal_mode)` encoded in one call, as the pixel pipeline does on the fly. Short
+videos (n < window) keep their one start-0 clip, clamped as in the pixel pipeline (no video is skipped, so
+video indices and the epoch order stay those of the pixel pipeline). Index additions:
+  'clips': {'num_frames', 'frame_interval', 't_g', 'temporal_mode', 'start_stride', 'latent_frames' (= T/t_g)}
+  'vae': {..., 't_g'};  videos[i]: 'num_frames' = source frames n, 'num_starts'; its rows are the clips in
+  start order, latent_frames rows each (clip j = rows offset + j * latent_frames ...).
+The reader takes the clip of the plan's start (start // start_stride); it raises a one-line ValueError when
+the config's num_frames / frame_interval / temporal_mode / DP-VAE t_g (or use_image_num > 0) differ from the
+cache's. A cache serves only the clip rules it was built with.
+
 Batches follow the pixel pipeline (`framedit_jax.data.pipeline`) exactly: global batch `step` covers stream
 positions [step * G, (step + 1) * G), the epoch order is `clip_recipe.epoch_permutation(seed, epoch)`, and position q
 draws its window start, flip and joint-training images from `clip_recipe.example_rng(seed, 0, q)` in the same order. The
@@ -76,9 +91,10 @@ class LatentCacheWriter:
       self.shards.append(name)
       self._buf, self._buf_frames = [], 0
 
-  def add(self, mean, logvar, label=0, flip_mean=None, flip_logvar=None, **extra):
-    """Stores one video: mean/logvar `(T, h, w, C)` float (unscaled), optional mirrored-video moments."""
-    entry = dict(extra, label=int(label), num_frames=int(len(mean)))
+  def add(self, mean, logvar, label=0, flip_mean=None, flip_logvar=None, num_frames=None, **extra):
+    """Stores one video: mean/logvar `(T, h, w, C)` float (unscaled), optional mirrored-video moments.
+    `num_frames`: the video's source frames when they differ from the stored rows (clip caches)."""
+    entry = dict(extra, label=int(label), num_frames=int(len(mean) if num_frames is None else num_frames))
     entry['shard'], entry['offset'] = self._append(np.concatenate([mean, logvar], -1))
     if flip_mean is not None:
       entry['flip_shard'], entry['flip_offset'] = self._append(np.concatenate([flip_mean, flip_logvar], -1))
@@ -115,7 +131,8 @@ class LatentBatchIterator:
   """Host-local batches of scaled latent clips, a pure function of (seed, step, process_index).
 
   Batch: {'video': float32 (B, T, h, w, C) = z * scale_factor, z ~ N(mean, exp(logvar)) (or the mean with
-  `data.latent_sample=False`), 'label': int32 (B,)}, T = num_frames + use_image_num, B = G // process_count.
+  `data.latent_sample=False`), 'label': int32 (B,)}, T = num_frames + use_image_num (num_frames / t_g for a
+  DP-VAE clip cache), B = G // process_count.
   State: {'step', 'seed', 'dataset', 'split', 'num_examples', 'process_index'} (same keys as the pixel
   iterator), JSON-able.
   """
@@ -146,6 +163,8 @@ class LatentBatchIterator:
     with recipe_config.unlocked():
       recipe_config.data.dataset = self.name
     self.recipe = clip_recipe.ClipRecipe.from_config(recipe_config)
+    self.clips = self.index.get('clips')  # None: per-frame cache; dict: DP-VAE clip cache
+    self._check_vae_kind(config)
     self.sample = bool(d.get('latent_sample', True))
     self.scale_factor = float(config.vae.get('scale_factor', self.index.get('scale_factor', 0.18215)))
     if 'scale_factor' in self.index and abs(self.index['scale_factor'] - self.scale_factor) > 1e-9:
@@ -158,6 +177,34 @@ class LatentBatchIterator:
   def __len__(self):
     return len(self.videos)
 
+  def _check_vae_kind(self, config):
+    """One-line ValueErrors when the cache kind (per-frame / DP-VAE clips) or its clip rules differ from the
+    training config: clip caches store clips of one (num_frames, frame_interval, t_g, temporal_mode)."""
+    name = config.vae.get('name', None)
+    built = self.index.get('vae', {}).get('name')
+    if self.clips is None:
+      if name == 'dpvae':
+        raise ValueError(f'{self.directory} is a per-frame latent cache (vae.name={built!r}), config has '
+                         'vae.name=dpvae: rebuild it with launch/prepare_latents.py --config.vae.name=dpvae.')
+      return
+    if name != 'dpvae':
+      raise ValueError(f'{self.directory} is a DP-VAE clip cache, config has vae.name={name!r}: set '
+                       '--config.vae.name=dpvae (and its vae.checkpoint) or point data.latents_dir elsewhere.')
+    if self.recipe.use_image_num:
+      raise ValueError(f'{self.directory} is a DP-VAE clip cache: set data.use_image_num=0.')
+    mine = {'num_frames': self.recipe.num_frames, 'frame_interval': self.recipe.frame_interval,
+            'temporal_mode': self.recipe.temporal}
+    t_g = _config_t_g(config.vae.get('checkpoint', None))
+    if t_g is not None:
+      mine['t_g'] = t_g
+    for key, value in mine.items():
+      if self.clips[key] != value:
+        field = 'vae.checkpoint t_g' if key == 't_g' else f'data.{key}'
+        fix = ('use the DP-VAE it was built with' if key == 't_g' else
+               f'train with --config.data.{key}={self.clips[key]}')
+        raise ValueError(f'{self.directory} was built with {key}={self.clips[key]}, config has {field}={value}: '
+                         f'{fix} or rebuild the cache (launch/prepare_latents.py) with this config.')
+
   def _frames(self, entry, idx, flip):
     shard, offset = (entry['flip_shard'], entry['flip_offset']) if flip else (entry['shard'], entry['offset'])
     return np.asarray(self._shards[shard][offset + np.asarray(idx, np.int64)], np.float32)
@@ -168,6 +215,11 @@ class LatentBatchIterator:
     plan = self.recipe.plan(self.seed, position, self._order(position), len(self.videos),
                             lambda i: self.videos[i]['num_frames'])
     entry = self.videos[plan.video]
+    if self.clips is not None:  # the encoded clip at the plan's window start (frames[0])
+      latent_t, stride = int(self.clips['latent_frames']), int(self.clips['start_stride'])
+      j = min(int(plan.frames[0]) // stride, int(entry['num_starts']) - 1)
+      moments = self._frames(entry, j * latent_t + np.arange(latent_t), plan.flip and 'flip_shard' in entry)
+      return moments, (entry['label'] if self.recipe.labelled else 0), np.zeros((0,), np.int32)
     parts = [self._frames(entry, plan.frames, plan.flip and 'flip_shard' in entry)]
     image_labels = []
     for other, f, img_flip in plan.images:
@@ -214,6 +266,15 @@ class LatentBatchIterator:
 
   def close(self):
     self._shards = []
+
+
+def _config_t_g(checkpoint):
+  """t_g of the DP-VAE export directory `checkpoint` (its dpvae_config.json), None if unreadable."""
+  path = os.path.join(checkpoint, 'dpvae_config.json') if checkpoint else None
+  if not path or not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return int(json.load(f)['dpvae'].get('t_g', 4))
 
 
 def make_latent_dataset(config, split, *, process_index=0, process_count=1):
