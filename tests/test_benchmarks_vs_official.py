@@ -40,11 +40,13 @@ def test_override_routing_and_clip_from_step_zero():
   ov = [vs.parse_override(o) for o in ['remat=True', 'scan_blocks=True', 'qk_col_dim=8', 'fuse_mode=gated']]
   local = vs.ours_config('local', 4, 8, 2, 2, ov)
   assert local.model.name == 'Latte-S/2' and local.model.remat is True and local.model.dtype == 'float32'
-  assert dict(local.model.overrides) == {'depth': 2, 'scan_blocks': True}  # Matrix/fusion keys dropped for Latte
+  assert local.model.scan_blocks is True  # a config.model field: set there, not in overrides
+  assert dict(local.model.overrides) == {'depth': 2}  # Matrix/fusion keys dropped for Latte
   assert local.model.num_classes == 0 and local.vae.name == 'identity' and local.data.global_batch_size == 2
   h = vs.ours_config('h_gated', 4, 8, 2, 2, ov)
   assert h.model.name == 'FrameDiTH-S/64-256/2-gated'
-  assert dict(h.model.overrides) == {'depth': 2, 'scan_blocks': True, 'qk_col_dim': 8, 'fuse_mode': 'gated'}
+  assert h.model.scan_blocks is True
+  assert dict(h.model.overrides) == {'depth': 2, 'qk_col_dim': 8, 'fuse_mode': 'gated'}
   # The config clips from the first update (official start_clip_iter=20000 would leave step 0 unclipped).
   clip = scheduled_clip_by_global_norm(h.optim.clip_max_norm, h.optim.start_clip_iter)
   g = {'w': jnp.full((4,), 5.0)}  # global norm 10

@@ -112,7 +112,9 @@ def test_bad_options_are_one_line_errors():
 
 
 @pytest.mark.parametrize('variant,opts', [
-    # V3 runs the 'spatial' and 'temporal' sublayers of V1 / V2 (which differ only in block order); V4 'split'.
+    # Every variant, and every value of every option at least once.
+    (1, dict(patch_embed='tubelet', tubelet_size=2, conditioning='adaln', temporal_pos='rope')),
+    (2, dict(patch_embed='uniform', conditioning='tokens', temporal_pos='absolute')),
     (3, dict(patch_embed='tubelet', tubelet_size=2, conditioning='tokens', temporal_pos='rope')),
     (4, dict(patch_embed='uniform', conditioning='adaln', temporal_pos='absolute')),
 ])

@@ -14,7 +14,7 @@ import pytest
 import _train_utils as tu
 from test_train_resume import _latest_state  # pylint: disable=g-import-not-at-top
 
-STEPS = {'train.num_steps': 4, 'train.ckpt_every': 4, 'sample.num_samples': 2}
+STEPS = {'train.num_steps': 8, 'train.ckpt_every': 8, 'sample.num_samples': 2}
 
 
 @pytest.fixture(scope='module')
@@ -70,7 +70,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, data_dir):
     lines = [l for l in out.splitlines() if l.startswith('Stopped by signal')]
     assert len(lines) == 1, out[-3000:]
     stopped.append(int(lines[0].split(' at step ')[1].split(';')[0]))
-  assert stopped[0] == stopped[1] and 2 <= stopped[0] < 4  # both processes stopped after the same step
+  assert stopped[0] == stopped[1] and 2 <= stopped[0] < 8  # both processes stopped after the same step
   step, _ = _latest_state(inter)
   assert step == stopped[0]
 
@@ -78,6 +78,6 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, data_dir):
   assert all(f'Resuming from checkpoint at step {step}' in out for out in outs)
   step_a, state_a = _latest_state(ref)
   step_b, state_b = _latest_state(inter)
-  assert step_a == step_b == 4
+  assert step_a == step_b == STEPS['train.num_steps']
   for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
