@@ -82,6 +82,7 @@ def make_config(args, case: Case):
   config.model.remat = bool(args.remat)
   config.model.remat_policy = getattr(args, 'remat_policy', 'none')
   config.model.scan_blocks = bool(getattr(args, 'scan_blocks', True))
+  config.model.grad_barrier = getattr(args, 'grad_barrier', 'auto')
   config.model.attention_kernel = args.attention_kernel
   for k, v in case.overrides.items():
     config.model.overrides[k] = v
@@ -198,6 +199,7 @@ def base_record(args, case: Case) -> dict[str, Any]:
       'tokens_per_frame': shape.tokens_per_frame, 'num_frames': case.frames, 'batch': args.batch,
       'depth': shape.depth, 'hidden_size': shape.hidden_size, 'num_heads': shape.num_heads, 'dtype': args.dtype,
       'remat': bool(args.remat), 'remat_policy': args.remat_policy, 'scan_blocks': bool(args.scan_blocks),
+      'grad_barrier': getattr(args, 'grad_barrier', 'auto'),
       'options': {k: v for k, v in case.overrides.items() if k not in ('depth', 'hidden_size', 'num_heads')},
       'flops_fwd': fwd, 'flops_step': flops_lib.TRAIN_FLOPS_MULTIPLIER * fwd,
       'temporal_score_elements': flops_lib.temporal_attention_score_elements(shape),
@@ -340,6 +342,8 @@ def parse_args(argv=None):
   p.add_argument('--scan-blocks', dest='scan_blocks', action='store_true', default=True,
                  help='blocks as one lax.scan (default, as configs/default.py)')
   p.add_argument('--no-scan-blocks', dest='scan_blocks', action='store_false', help='unrolled blocks')
+  p.add_argument('--grad-barrier', default='auto', choices=('auto', 'on', 'off'),
+                 help='config.model.grad_barrier (auto = on for CPU; see framedit_jax/models/grad_barrier.py)')
   p.add_argument('--attention-kernel', default='einsum', choices=('einsum', 'cudnn', 'xla'))
   p.add_argument('--rounds', type=int, help='timing rounds (round-robin over designs when interleaving)')
   p.add_argument('--steps', type=int, help='timed calls per design per round')

@@ -412,7 +412,7 @@ def main(argv=None, pin_threads: bool = True) -> list[dict[str, Any]]:
   header = {'bench': 'vs_official', 'header': True, **common.machine_info(), 'torch': torch.__version__,
             'torch_threads': torch.get_num_threads(), 'cpus': cpus, 'threads': args.threads,
             'rounds': args.rounds, 'official_src': os.path.abspath(args.official_src),
-            'xla_flags': os.environ.get('XLA_FLAGS', '')}
+            'xla_flags': os.environ.get('XLA_FLAGS', ''), 'ld_preload': os.environ.get('LD_PRELOAD', '')}
   common.emit(header, args.out)
   records = []
   for design in args.designs:

@@ -26,8 +26,12 @@ def get_config():
   m.dtype = 'bfloat16'  # compute dtype; params stay float32
   m.attention_kernel = 'einsum'  # 'einsum' (reference) | 'cudnn' (jax.nn.dot_product_attention)
   m.remat = False  # legacy switch: True = remat_policy 'full'
-  m.remat_policy = 'none'  # 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' (per block)
+  # Per block: 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' | 'everything_saveable'.
+  # The default keeps the weight-matmul outputs and recomputes the rest: less memory than 'none', and on XLA CPU
+  # faster too (benchmarks/results/remat_barrier_cpu.jsonl). On GPU `bash benchmarks/gpu.sh` measures every policy.
+  m.remat_policy = 'dots_with_no_batch_dims_saveable'
   m.scan_blocks = True  # blocks as one lax.scan (same params/numbers; linear backward, flat compile time)
+  m.grad_barrier = 'auto'  # 'auto' | 'on' | 'off': materialise the residual cotangent per sublayer (same numbers)
   m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 

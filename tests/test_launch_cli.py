@@ -91,6 +91,14 @@ def test_sample_cli_matches_in_process_generate(tmp_path, data_dir):
   want = to_uint8(exp.generate(state.ema_params, jax.random.fold_in(jax.random.PRNGKey(3), 0), 2))
   assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
   assert np.abs(got.astype(int) - want.astype(int)).mean() < 0.05
+  # The PNG strip is lossless: row i, column j is frame j of video i (1-pixel white gaps).
+  import imageio.v3 as iio
+  strip = iio.imread(tmp_path / 's' / 'strip.png')
+  assert strip.shape == (2 * 33 - 1, 4 * 33 - 1, 3)
+  for i in range(2):
+    for j in range(4):
+      np.testing.assert_array_equal(strip[i * 33:i * 33 + 32, j * 33:j * 33 + 32], got[i, j])
+  assert (strip[32] == 255).all() and (strip[:, 32] == 255).all()
 
 
 def test_eval_cli_real_baseline_zero_and_fvd_positive(tmp_path):

@@ -90,7 +90,7 @@ def test_remat_policy_names():
 
 
 def _largest_fusion_operands(depth: int, scan: bool) -> int:
-  model = get_model('Latte-S/2', depth=depth, scan_blocks=scan, **TINY)
+  model = get_model('Latte-S/2', depth=depth, scan_blocks=scan, grad_barrier=False, **TINY)
   x, t, _ = _inputs(model)
   params = jax.eval_shape(model.init, {'params': jax.random.PRNGKey(0)}, x, t)['params']
   loss = lambda p: jnp.sum(model.apply({'params': p}, x, t)**2)
@@ -104,5 +104,4 @@ def test_scanned_backward_has_no_fusion_growing_with_depth():
   (DESIGN.md §10: the 230-operand fusions that make the step superlinear in depth); the scan body bounds it."""
   scanned = [_largest_fusion_operands(d, True) for d in (4, 6)]
   assert scanned[0] == scanned[1], scanned
-  unrolled = [_largest_fusion_operands(d, False) for d in (4, 6)]
-  assert unrolled[1] > unrolled[0], unrolled  # the pathology this guards against is still there when unrolled
+  # That the unrolled, barrier-free backward still grows is checked in test_models_grad_barrier.py.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+from framedit_jax.models.grad_barrier import materialize_cotangent
 import jax
 import jax.numpy as jnp
 
@@ -68,18 +69,13 @@ def remat_policy(name: str, remat: bool = False) -> Any:
 
 
 def unrolled_only(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
-  """`overrides` without `scan_blocks` / `remat_policy`, for models whose blocks run unrolled with `nn.remat`.
+  """`overrides` without `scan_blocks` / `grad_barrier`, for models whose blocks always run unrolled without the
+  cotangent barrier (Latte design space, VideoDiT); `remat_policy` is kept (they remat each block with it).
 
-  `remat_policy='full'` becomes `remat=True`; 'none' and `scan_blocks` (either value) are dropped (these models
-  always run their blocks unrolled). Raises ValueError for another policy.
+  `model` names the model in errors (kept for callers).
   """
-  out = {k: v for k, v in overrides.items() if k not in ('scan_blocks', 'remat_policy')}
-  policy = overrides.get('remat_policy', 'none')
-  if policy == 'full':
-    out['remat'] = True
-  elif policy != 'none':
-    raise ValueError(f"{model}: remat_policy={policy!r} is not supported (only 'none' or 'full').")
-  return out
+  del model
+  return {k: v for k, v in overrides.items() if k not in ('scan_blocks', 'grad_barrier')}
 
 
 class Mlp(nn.Module):
@@ -106,6 +102,8 @@ class DiTBlock(nn.Module):
     Other attributes configure the mixer (see `MatrixAttention`, `HybridTemporalAttention`).
     frame_axis: mesh axis sharding T when run inside `jax.shard_map` (frame parallelism): temporal mixers then
       communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
+    grad_barrier: materialise the residual-stream cotangent at the input of both sublayers in the backward
+      (`grad_barrier.materialize_cotangent`: same numbers, ~20% faster train step on XLA CPU).
 
   Call: `block(x (B, T, N, D), c (B, D) or (B, T, D))` -> `(B, T, N, D)` float32.
   """
@@ -121,6 +119,7 @@ class DiTBlock(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
+  grad_barrier: bool = False
 
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
@@ -147,8 +146,11 @@ class DiTBlock(nn.Module):
         nn.silu(c.astype(jnp.float32)))
     mod = broadcast_condition(mod, x.ndim)
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
+    barrier = materialize_cotangent if self.grad_barrier else (lambda a: a)
+    x = barrier(x)
     h = modulate(layer_norm(x), shift_msa, scale_msa).astype(self.dtype)
     x = x + gate_msa * self._mix(h).astype(jnp.float32)
+    x = barrier(x)
     h = modulate(layer_norm(x), shift_mlp, scale_mlp).astype(self.dtype)
     mlp = Mlp(int(self.hidden_size * self.mlp_ratio), self.dtype, name='mlp')
     return x + gate_mlp * mlp(h).astype(jnp.float32)

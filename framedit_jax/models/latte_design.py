@@ -26,7 +26,7 @@ import numpy as np
 
 from framedit_jax.models.attention import dot_product_attention
 from framedit_jax.models.backbone import unpatchify
-from framedit_jax.models.blocks import Mlp, layer_norm, modulate, unrolled_only
+from framedit_jax.models.blocks import Mlp, layer_norm, modulate, remat_policy, unrolled_only
 from framedit_jax.models.embeddings import (LabelEmbedder, TimestepEmbedder, get_1d_sincos_temp_embed,
                                             get_2d_sincos_pos_embed, patch_kernel_init)
 
@@ -185,6 +185,7 @@ class LatteDesign(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   remat: bool = False
+  remat_policy: str = 'none'
   use_image_num: int = 0
   frame_axis: str | None = None
 
@@ -236,7 +237,8 @@ class LatteDesign(nn.Module):
     kinds = block_kinds(self.variant, self.depth)
     if absolute and self.variant in (3, 4):
       h = h + temp  # every block mixes time: add it at the input
-    block_cls = nn.remat(DesignBlock) if self.remat else DesignBlock
+    policy = remat_policy(self.remat_policy, self.remat)
+    block_cls = DesignBlock if policy is None else nn.remat(DesignBlock, policy=policy)
     for i, kk in enumerate(kinds):
       if absolute and self.variant in (1, 2) and kk == ('temporal',) and (i == 0 or kinds[i - 1] != kk):
         h = h + temp  # once, before the first temporal block (V1: after block 0, as the official Latte)
@@ -285,7 +287,7 @@ def get_latte_design(name: str, **overrides: Any) -> LatteDesign:
     KeyError: unknown name. TypeError: unknown override.
   """
   cfg = latte_design_config(name)
-  overrides = unrolled_only(name, overrides)  # scan_blocks / remat_policy: blocks run unrolled here
+  overrides = unrolled_only(name, overrides)  # scan_blocks / grad_barrier: blocks run unrolled here
   fields = set(LatteDesign.__dataclass_fields__) - {'parent', 'name'}
   bad = sorted(set(overrides) - fields)
   if bad:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from framedit_jax.models.backbone import unpatchify
-from framedit_jax.models.blocks import DiTBlock, FinalLayer, unrolled_only
+from framedit_jax.models.blocks import DiTBlock, FinalLayer, remat_policy, unrolled_only
 from framedit_jax.models.embeddings import (LabelEmbedder, PatchEmbed, TimestepEmbedder, get_1d_sincos_embed,
                                             get_2d_sincos_pos_embed)
 from framedit_jax.models.image_dit import DIT_PATCHES, DIT_SIZES
@@ -70,6 +70,7 @@ class VideoDiT2Dto3D(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   remat: bool = False
+  remat_policy: str = 'none'
   use_image_num: int = 0
   frame_axis: str | None = None
 
@@ -106,7 +107,8 @@ class VideoDiT2Dto3D(nn.Module):
     c = TimestepEmbedder(d, name='t_embedder')(t)
     if self.num_classes > 0:
       c = c + LabelEmbedder(self.num_classes, d, self.class_dropout_prob, name='y_embedder')(y, train)
-    block_cls = nn.remat(DiTBlock) if self.remat else DiTBlock
+    policy = remat_policy(self.remat_policy, self.remat)
+    block_cls = DiTBlock if policy is None else nn.remat(DiTBlock, policy=policy)
     for i in range(self.depth):
       h = block_cls(d, self.num_heads, 'full3d', self.mlp_ratio, dtype=self.dtype,
                     attention_kernel=self.attention_kernel, name=f'blocks_{i}')(h, c)
@@ -130,7 +132,7 @@ def get_videodit(name: str, **overrides: Any) -> VideoDiT2Dto3D:
   size, p = name[len('VideoDiT-'):].split('/')
   depth, hidden, heads = DIT_SIZES[size]
   cfg = dict(depth=depth, hidden_size=hidden, num_heads=heads, patch_size=int(p))
-  overrides = unrolled_only(name, overrides)  # scan_blocks / remat_policy: blocks run unrolled here
+  overrides = unrolled_only(name, overrides)  # scan_blocks / grad_barrier: blocks run unrolled here
   fields = set(VideoDiT2Dto3D.__dataclass_fields__) - {'parent', 'name'}
   bad = sorted(set(overrides) - fields)
   if bad:

@@ -36,6 +36,15 @@ def latent_frames(config, vae) -> int:
   return int(config.data.num_frames) if fn is None else int(fn(int(config.data.num_frames)))
 
 
+def grad_barrier(config) -> bool:
+  """``config.model.grad_barrier``: 'on', 'off', or 'auto' (default) = on when JAX's default backend is the CPU,
+  where it makes the train step ~20% faster (``framedit_jax.models.grad_barrier``); off elsewhere."""
+  value = config.model.get('grad_barrier', 'auto')
+  if value == 'auto':
+    return jax.default_backend() == 'cpu'
+  return value in ('on', True)
+
+
 def build_model(config, latent_channels: int, latent_size: int, num_frames: int | None = None):
   """The backbone named by ``config.model.name`` at the latent resolution and channels.
 
@@ -48,7 +57,8 @@ def build_model(config, latent_channels: int, latent_size: int, num_frames: int 
       in_channels=latent_channels,
       num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
       dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num,
-      remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False))
+      remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False),
+      grad_barrier=grad_barrier(config))
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
     overrides['frame_axis'] = 'frame'
   overrides.update(dict(m.get('overrides', {})))
@@ -239,7 +249,8 @@ def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoin
 
   Args:
     config: the run config (model, data, vae, diffusion, sample fields).
-    out_dir: destination; files ``000000.mp4, 000001.mp4, ...`` and ``grid.mp4``.
+    out_dir: destination; files ``000000.mp4, 000001.mp4, ...``, ``grid.mp4`` and ``strip.png`` (the first 16
+      videos, one row of frames each).
     workdir / checkpoint: where the weights come from (see ``Experiment.load_params``).
     num_samples, batch_size: default ``config.sample.num_samples`` / ``config.sample.batch_size``.
     labels: int class labels (cycled) for class-conditional models; default ``arange % num_classes``.
@@ -270,4 +281,5 @@ def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoin
       grid.extend(list(videos[:16 - len(grid)]))
     print(f'sampled {start + n}/{num_samples} videos -> {out_dir}', flush=True)
   gen.write_mp4(os.path.join(out_dir, 'grid.mp4'), gen.video_grid(np.stack(grid)), config.sample.fps)
+  gen.write_png(os.path.join(out_dir, 'strip.png'), gen.frame_strip(np.stack(grid)))
   return paths

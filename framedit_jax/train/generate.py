@@ -124,6 +124,27 @@ def write_mp4(path: str, video: np.ndarray, fps: int = 8) -> str:
   return path
 
 
+def frame_strip(videos: np.ndarray, max_frames: int | None = None, pad: int = 1) -> np.ndarray:
+  """Tiles ``(N, T, H, W, 3)`` (float in [-1, 1] or uint8) into one uint8 image ``(N*(H+pad)-pad, T'*(W+pad)-pad, 3)``:
+  one row per video, its frames left to right (``T' = min(T, max_frames)``, frames evenly spaced), white gaps."""
+  frames = videos if videos.dtype == np.uint8 else to_uint8(videos)
+  n, t, h, w, c = frames.shape
+  keep = np.arange(t) if not max_frames or max_frames >= t else np.linspace(0, t - 1, max_frames).round().astype(int)
+  out = np.full((n * (h + pad) - pad, len(keep) * (w + pad) - pad, c), 255, np.uint8)
+  for i in range(n):
+    for j, k in enumerate(keep):
+      out[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = frames[i, k]
+  return out
+
+
+def write_png(path: str, image: np.ndarray) -> str:
+  """Writes a uint8 ``(H, W, 3)`` image as PNG (lossless) through imageio."""
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  iio.imwrite(path, image, extension='.png')
+  return path
+
+
 def video_grid(videos: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
   """Tiles ``(N, T, H, W, C)`` into one ``(T, rows*(H+pad), cols*(W+pad), C)`` video."""
   n, t, h, w, c = videos.shape

@@ -148,7 +148,8 @@ class _Run:
       self.last_saved = step
 
   def samples(self, step: int, **_) -> list[str]:
-    """``sample.num_samples`` EMA videos as mp4s + a grid in ``<workdir>/samples`` (written by process 0)."""
+    """``sample.num_samples`` EMA videos as mp4s + a grid mp4 + a PNG strip of their frames in ``<workdir>/samples``
+    (written by process 0)."""
     n = int(self.config.sample.num_samples)
     videos = self.exp.generate(self.state.ema_params, self.sample_key, n, self.exp.default_labels(n))
     if jax.process_index() != 0:
@@ -157,6 +158,7 @@ class _Run:
     paths = [gen.write_mp4(os.path.join(out_dir, f'step_{step:08d}_{i:02d}.mp4'), v, fps)
              for i, v in enumerate(videos)]
     gen.write_mp4(os.path.join(out_dir, f'step_{step:08d}_grid.mp4'), gen.video_grid(videos), fps)
+    gen.write_png(os.path.join(out_dir, f'step_{step:08d}_strip.png'), gen.frame_strip(videos))
     self.writer.write_images(step, {'samples/first_frames': gen.to_uint8(videos[:, 0])})
     print(f'Wrote {len(paths)} sample videos to {out_dir}', flush=True)
     return paths
