@@ -16,22 +16,13 @@ import os
 import numpy as np
 
 from framedit_jax.eval import lpips
+from framedit_jax.eval import weights_io
 
 
 def _load_state_dict(path: str) -> dict[str, np.ndarray]:
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found. {lpips.WEIGHTS_HINT}')
-  if path.endswith('.safetensors'):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return dict(load_file(path))
-  if path.endswith('.npz'):
-    with np.load(path) as d:
-      return {k: d[k] for k in d.files}
-  import torch  # pylint: disable=g-import-not-at-top
-  sd = torch.load(path, map_location='cpu', weights_only=True)
-  if isinstance(sd, dict) and 'state_dict' in sd:
-    sd = sd['state_dict']
-  return {k: v.detach().float().numpy() for k, v in sd.items()}
+  return weights_io.read_state_dict(path, 'state_dict')
 
 
 def lin_weights_path(net: str) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from framedit_jax.eval import pips2
 from framedit_jax.eval.pips2_layers import BasicEncoder
 from framedit_jax.eval.pips2_layers import DeltaBlock
+from framedit_jax.eval import weights_io
 
 WEIGHTS_URL = ('https://github.com/ljh0v0/FVMD-frechet-video-motion-distance/releases/download/pips2_weights/'
                'pips2_weights.pth')
@@ -30,17 +31,7 @@ UNUSED = ('norm.weight', 'norm.bias')
 def _read(path: str) -> dict[str, np.ndarray]:
   if not path or not os.path.exists(path):
     raise FileNotFoundError(f'PIPs++ weights {path!r} not found. {WEIGHTS_HINT}')
-  if path.endswith('.safetensors'):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return dict(load_file(path))
-  if path.endswith('.npz'):
-    with np.load(path) as d:
-      return {k: d[k] for k in d.files}
-  import torch  # pylint: disable=g-import-not-at-top
-  sd = torch.load(path, map_location='cpu', weights_only=True)
-  if isinstance(sd, dict) and 'model_state_dict' in sd:
-    sd = sd['model_state_dict']
-  return {k: v.detach().float().numpy() for k, v in sd.items()}
+  return weights_io.read_state_dict(path, 'model_state_dict')
 
 
 def _flax_path(key: str) -> tuple[str, ...]:
