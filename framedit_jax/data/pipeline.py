@@ -10,10 +10,11 @@ Design (exact resume): every batch is a pure function of (seed, step, process_in
     within a step (and not at all within an epoch).
   * Randomness of stream position q (clip start, flip, joint-training images) comes from
     `clip_recipe.example_rng(seed, 0, q)`, so the same position always gives the same clip.
-  * Loading runs on Grain: `grain.MapDataset.range(step, ...)` -> `.map(batch)` (the host-local batch of that
-    step: its B clips loaded and stacked) -> `.to_iter_dataset(ReadOptions(num_threads=data.num_parallel_calls,
-    prefetch_buffer_size=data.prefetch + 1))`: whole batches are built on Grain's threads, in order, so
-    prefetching cannot change the content; the sampler is sharded by process through `positions`.
+  * Loading runs on Grain: `grain.MapDataset.range(step * B, ...)` -> `.map(load)` (flat index k is slot
+    k % B of this host's batch k // B) -> `.to_iter_dataset(ReadOptions(num_threads=data.num_parallel_calls,
+    prefetch_buffer_size=(data.prefetch + 1) * B))` -> `.batch(B)`: examples are loaded on Grain's threads and
+    batched in order, so prefetching cannot change the content; the sampler is sharded by process through
+    `positions`.
   * The iterator state is {'step': n, ...} (checkpointed by orbax as JSON with the train state): restoring it
     rebuilds the Grain pipeline at step n and continues the identical stream, without
     repeating or skipping data.
@@ -162,8 +163,9 @@ def make_example(source, recipe, seed, position, index):
   Returns:
     (video float32 (T, S, S, 3) in [-1, 1], label int, image labels int32 (use_image_num,)).
   """
-  plan = recipe.plan(seed, position, index, len(source), lambda i: len(source.record(i)[0]))
-  frames, label = source.record(index)
+  frames, label = source.record(index)  # read once: the plan needs its frame count, the clip its frames
+  plan = recipe.plan(seed, position, index, len(source),
+                     lambda i: len(frames) if i == index else len(source.record(i)[0]))
   video = transforms.spatial_transform(_decode_frames(frames, plan.frames), recipe.image_size, recipe.spatial,
                                        plan.flip)
   parts, image_labels = [video], []
@@ -220,11 +222,21 @@ class VideoBatchIterator:
   def _load(self, position):
     return make_example(self.source, self.recipe, self.seed, position, self._index(position))
 
+  def _load_flat(self, k):
+    """Example k of this host's flattened stream: slot k % local_batch of batch k // local_batch."""
+    step, slot = divmod(int(k), self.local_batch)
+    return self._load(self.positions(step)[slot])
+
   def _grain_iterator(self, step):
-    """Grain pipeline from batch `step`: map(load + stack one batch) on `workers` threads, ordered."""
-    ds = grain.MapDataset.range(step, 2**62).map(self.batch)
-    options = grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=self.prefetch + 1)
-    return iter(ds.to_iter_dataset(options))
+    """Grain pipeline from batch `step`: map(load one example) on `workers` threads, ordered, then batch.
+
+    Examples (not whole batches) are the unit of parallel work, so the threads share every batch: at a few
+    clips per batch, per-batch work units left one thread idle while the other finished its batch.
+    """
+    b = self.local_batch
+    ds = grain.MapDataset.range(step * b, 2**62).map(self._load_flat)
+    options = grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=(self.prefetch + 1) * b)
+    return iter(ds.to_iter_dataset(options).batch(b, batch_fn=self._stack))
 
   def batch(self, step):
     """The host-local batch of `step` (computed synchronously; does not move the iterator)."""
