@@ -52,8 +52,8 @@ def _split_name(dataset):
 def get_builder(config, *, build=True):
   """The prepared TFDS builder for `config.data.dataset` (builds it from manual_dir when missing).
 
-  `data.dataset` may name a builder config ('sample_videos/s128'); default: clip_recipe.DATASET_RULES. sample_videos
-  builds on first use without any download.
+  `data.dataset` may name a builder config ('sample_videos/s128'); default: clip_recipe.DATASET_RULES.
+  sample_videos and the generated moving_shapes build on first use without any download.
   Raises:
     FileNotFoundError: the dataset is not built and `data.manual_dir` is missing (one line: what to get).
   """
@@ -64,7 +64,7 @@ def get_builder(config, *, build=True):
   if builder.is_prepared() or not build:
     return builder
   manual_dir = config.data.manual_dir
-  if name != 'sample_videos':
+  if name != 'sample_videos' and getattr(cls, 'NEEDS_MANUAL_DIR', True):
     if not manual_dir or not os.path.isdir(manual_dir):
       raise FileNotFoundError(
           f'{name}: data.manual_dir={manual_dir!r} is not a directory and {builder.data_dir} is not built. '

@@ -5,6 +5,7 @@ ships an unrelated `ucf101` builder.
 """
 
 from framedit_jax.data.builders.faceforensics import Faceforensics
+from framedit_jax.data.builders.moving_shapes import MovingShapes
 from framedit_jax.data.builders.sample_videos import SampleVideos
 from framedit_jax.data.builders.sky_timelapse import SkyTimelapse
 from framedit_jax.data.builders.taichi_hd import TaichiHd
@@ -14,6 +15,7 @@ from framedit_jax.data.builders.video_folder import VideoFolder
 
 BUILDERS = {
     'sample_videos': SampleVideos,
+    'moving_shapes': MovingShapes,
     'taichi_hd': TaichiHd,
     'sky_timelapse': SkyTimelapse,
     'faceforensics': Faceforensics,
