@@ -435,7 +435,9 @@ def main(argv=None):
              'median_step_s': float(np.median(times)), 'compile_s': tr.compile_s, 'params': tr.params,
              'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last20': snap['loss_last'],
              'num_samples': len(videos), 'num_real_per_half': len(scorer.real_a),
-             'sampler': f'{args.sampler}{args.sample_steps}', 'sample_s': sample_s, 'score_s': score_s,
+             'sampler': (f'euler{args.sample_steps}' if tr.config.diffusion.objective == 'rectified_flow'
+                         else f'{args.sampler}{args.sample_steps}'),
+             'objective': tr.config.diffusion.objective, 'lr': tr.config.optim.lr, 'sample_s': sample_s, 'score_s': score_s,
              'real_mean_speed': scorer.motion_real['mean_speed'], 'gt_mean_speed': gt_speed,
              'real_moving_fraction': scorer.motion_real['moving_fraction'],
              'real_incoherent_fraction': scorer.motion_real['incoherent_fraction'],
