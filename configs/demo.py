@@ -33,18 +33,24 @@ def get_config():
   config.data.global_batch_size = 8
   config.data.shuffle_buffer = 64
 
-  config.optim.lr = 3e-4
+  # Rectified flow (SD3 velocity target, Euler sampler) at lr 2e-3 gives samples closest to the clips in the
+  # demo's budget. FVD(samples, real) / FVD(real, real) at N=8 after 300 steps, same seeds:
+  # IDDPM epsilon lr 3e-4 4.90; x0 + DDIM lr 1e-3 2.60; rectified flow lr 3e-4 2.49, 1e-3 1.99, 2e-3 1.92.
+  config.model.learn_sigma = False
+  config.diffusion.learn_sigma = False
+  config.diffusion.objective = 'rectified_flow'
+  config.optim.lr = 2e-3
+  config.optim.warmup_steps = 20
   config.optim.clip_max_norm = 1.0
   config.optim.start_clip_iter = 0
   config.optim.ema_decay = 0.99
 
-  config.train.num_steps = 300
+  config.train.num_steps = 400
   config.train.log_every = 25
   config.train.ckpt_every = 100
   config.train.keep = 2
 
-  config.sample.sampler = 'ddpm'
-  config.sample.num_steps = 100
+  config.sample.num_steps = 50  # Euler steps (rectified flow)
   config.sample.num_samples = 4
   config.sample.fps = 8
   return config

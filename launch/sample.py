@@ -39,8 +39,9 @@ def main(argv):
     sys.exit(1)
   from framedit_jax.train.experiment import sample_to_dir  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
+  sampler = 'euler' if config.diffusion.objective == 'rectified_flow' else config.sample.sampler
   out_dir = _OUT.value or os.path.join(_WORKDIR.value or _CHECKPOINT.value,
-                                       f'samples_{config.sample.sampler}{config.sample.num_steps}')
+                                       f'samples_{sampler}{config.sample.num_steps}')
   labels = [int(x) for x in _LABELS.value] if _LABELS.value else None
   try:
     sample_to_dir(config, out_dir, workdir=_WORKDIR.value, checkpoint=_CHECKPOINT.value,
