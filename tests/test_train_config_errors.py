@@ -63,7 +63,7 @@ CASES = [
     ('sample.batch_size', 0, 'config.sample.batch_size'),
     ('sample.num_samples', -2, 'config.sample.num_samples'),
     ('mesh.fsdp', 0, 'config.mesh.fsdp'),
-    ('model.learn_sigma', False, 'config.diffusion.learn_sigma'),  # must agree with diffusion.learn_sigma
+    ('model.learn_sigma', 'flip', 'config.diffusion.learn_sigma'),  # must agree with diffusion.learn_sigma
 ]
 
 
@@ -74,6 +74,8 @@ def _config(path=None, value=None):
     *parents, leaf = path.split('.')
     for p in parents:
       node = node[p]
+    if value == 'flip':  # the opposite of the config's own value
+      value = not node[leaf]
     with config.unlocked():
       node[leaf] = value
   return config
