@@ -56,3 +56,21 @@ def get_config():
   config.sample.num_samples = 4
   config.sample.fps = 8
   return config
+
+
+def with_iddpm(config):
+  """The demo's earlier objective, IDDPM (epsilon, learned sigma, hybrid loss) at lr 3e-4, 300 steps, DDPM-100.
+
+  For configs built on the demo that need IDDPM: an image DiT initialisation (DiT is an epsilon / learned-sigma
+  model with 2C output channels) and the DP-VAE latent demo, both made and tested with these settings.
+  """
+  config.model.learn_sigma = True
+  config.diffusion.learn_sigma = True
+  config.diffusion.objective = 'iddpm'
+  config.diffusion.rf_shift = 1.0
+  config.optim.lr = 3e-4
+  config.optim.warmup_steps = 0
+  config.train.num_steps = 300
+  config.sample.sampler = 'ddpm'
+  config.sample.num_steps = 100
+  return config

@@ -16,7 +16,7 @@ from configs import demo
 
 def get_config(init_from=None):
   """The demo config with Latte-S/4; `init_from` (the text after ':' in --config) = the init tool's --out_dir."""
-  config = demo.get_config()
+  config = demo.with_iddpm(demo.get_config())  # IDDPM, as DiT was trained
   config.model.name = 'Latte-S/4'
   config.model.overrides.hidden_size = 128
   config.model.overrides.depth = 4

@@ -12,7 +12,7 @@ from configs import demo
 
 
 def get_config():
-  config = demo.get_config()
+  config = demo.with_iddpm(demo.get_config())  # the objective this demo was made with
   config.model.name = 'FrameDiTH-S/64-256/2-concat'  # 4x4 latents -> 2x2 patches per latent frame
   config.vae.name = 'dpvae'
   config.vae.checkpoint = None  # <workdir of train_vae.py>/dpvae_export

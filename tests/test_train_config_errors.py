@@ -119,3 +119,17 @@ def test_train_cli_prints_one_error_line(tmp_path, arg, expected):
   errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
   assert len(errors) == 1 and expected in errors[0], r.stderr[-2000:]
   assert 'Traceback' not in r.stderr
+
+
+def test_configs_built_on_the_demo_validate_and_keep_their_objective():
+  """The demo trains with rectified flow; the image-DiT and DP-VAE demos built on it stay IDDPM with learned
+  sigma (DiT checkpoints are epsilon / learned-sigma models with 2C output channels)."""
+  from configs import demo, demo_image_dit, dpvae_diffusion_demo, motion_study
+  from framedit_jax.train.validate import validate_config
+  assert demo.get_config().diffusion.objective == 'rectified_flow'
+  for config in (demo_image_dit.get_config(), dpvae_diffusion_demo.get_config()):
+    validate_config(config)
+    assert config.diffusion.objective == 'iddpm' and config.model.learn_sigma and config.diffusion.learn_sigma
+  study = motion_study.get_config()
+  validate_config(study)
+  assert study.diffusion.objective == 'rectified_flow' and study.diffusion.rf_shift == 1.0 and study.optim.lr == 1e-3
