@@ -62,9 +62,7 @@ def inception_score(logits, num_splits: int = 1, shuffle_seed: int | None = None
 
 def fid_from_features(real, fake, ddof: int = 1) -> float:
   """FID between (N, 2048) and (M, 2048) pool features (float64 statistics; ``ddof`` as ``frechet``)."""
-  a = frechet.GaussianStats.from_features(np.asarray(real).reshape(-1, np.shape(real)[-1]))
-  b = frechet.GaussianStats.from_features(np.asarray(fake).reshape(-1, np.shape(fake)[-1]))
-  return frechet.frechet_distance_from_stats(a, b, ddof)
+  return frechet.frechet_distance_of_features(real, fake, ddof)
 
 
 class InceptionFeatureExtractor:

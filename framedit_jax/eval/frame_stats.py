@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from framedit_jax.eval import frechet
+from framedit_jax.eval.resize import to_unit
 
 COLOR_LEVELS = 4
 GRADIENT_EDGES = (0.02, 0.05, 0.1, 0.2, 0.4)
@@ -28,16 +29,9 @@ THUMB = 4
 FEATURE_DIM = COLOR_LEVELS**3 + len(GRADIENT_EDGES) + 1 + THUMB * THUMB
 
 
-def _unit(frames) -> np.ndarray:
-  v = np.asarray(frames)
-  if v.dtype == np.uint8:
-    return v.astype(np.float64) / 255.0
-  return (np.clip(v.astype(np.float64), -1.0, 1.0) + 1.0) / 2.0
-
-
 def frame_features(frames) -> np.ndarray:
   """(..., H, W, 3) frames -> (prod(...), FEATURE_DIM) float64 features (see the module docstring)."""
-  x = _unit(frames)
+  x = to_unit(frames)
   h, w = x.shape[-3:-1]
   x = x.reshape((-1, h, w, 3))
   n = x.shape[0]
@@ -58,6 +52,4 @@ def frame_features(frames) -> np.ndarray:
 
 def content_frechet_distance(clips_a, clips_b, ddof: int = 1) -> float:
   """FCD between two sets of (N, T, H, W, 3) clips (all frames pooled)."""
-  fa, fb = frame_features(clips_a), frame_features(clips_b)
-  return frechet.frechet_distance_from_stats(frechet.GaussianStats.from_features(fa),
-                                             frechet.GaussianStats.from_features(fb), ddof)
+  return frechet.frechet_distance_of_features(frame_features(clips_a), frame_features(clips_b), ddof)

@@ -174,3 +174,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def frechet_distance_from_stats(a: GaussianStats, b: GaussianStats, ddof: int = 1) -> float:
   """Fréchet distance of two ``GaussianStats``; ``ddof=1`` (N-1, as ``np.cov``/StyleGAN-V) or 0 (N)."""
   return frechet_distance(a.mean, a.cov(ddof), b.mean, b.cov(ddof))
+
+
+def frechet_distance_of_features(a, b, ddof: int = 1) -> float:
+  """Fréchet distance between Gaussian fits of two feature sets (..., D) and (..., D), leading axes pooled
+  into samples (per-frame features (N, T, D) count as N T samples); float64 statistics, ``ddof`` as above."""
+  a, b = np.asarray(a), np.asarray(b)
+  return frechet_distance_from_stats(GaussianStats.from_features(a.reshape(-1, a.shape[-1])),
+                                     GaussianStats.from_features(b.reshape(-1, b.shape[-1])), ddof)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from framedit_jax.eval import frechet
+from framedit_jax.eval.resize import to_unit
 
 SPEED_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)  # px/frame at width 32; 11 bins
 DIRECTION_BINS = 8
@@ -47,14 +48,6 @@ FEATURE_NAMES = (['static', 'incoherent'] + [f'speed_bin{i}' for i in range(len(
                  + [f'direction_bin{i}' for i in range(DIRECTION_BINS)]
                  + ['speed_mean', 'speed_std', 'log_diff_energy_mean', 'log_diff_energy_std'])
 FEATURE_DIM = len(FEATURE_NAMES)
-
-
-def to_unit(video) -> np.ndarray:
-  """uint8 [0, 255] or float [-1, 1] video -> float64 in [0, 1]."""
-  v = np.asarray(video)
-  if v.dtype == np.uint8:
-    return v.astype(np.float64) / 255.0
-  return (np.clip(v.astype(np.float64), -1.0, 1.0) + 1.0) / 2.0
 
 
 def _box_sum(x: np.ndarray, block: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -195,5 +188,4 @@ def summary(feats: np.ndarray) -> dict[str, float]:
 
 def motion_frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, ddof: int = 1) -> float:
   """MFD: Fréchet distance between Gaussian fits of two (N, FEATURE_DIM) feature sets."""
-  return frechet.frechet_distance_from_stats(frechet.GaussianStats.from_features(feats_a),
-                                             frechet.GaussianStats.from_features(feats_b), ddof)
+  return frechet.frechet_distance_of_features(feats_a, feats_b, ddof)

@@ -38,6 +38,14 @@ def to_0_255(frames) -> np.ndarray:
   return (frames.astype(np.float32) + 1.0) * 127.5
 
 
+def to_unit(frames) -> np.ndarray:
+  """uint8 frames [0, 255] or float frames in [-1, 1] (clipped) -> float64 in [0, 1]."""
+  frames = np.asarray(frames)
+  if frames.dtype == np.uint8:
+    return frames.astype(np.float64) / 255.0
+  return (np.clip(frames.astype(np.float64), -1.0, 1.0) + 1.0) / 2.0
+
+
 def square_frames(frames, resolution: int) -> np.ndarray:
   """(T, H, W, 3) uint8 (or float in [-1, 1]) -> (T, R, R, 3) float32 in [0, 255]: short side to R, centre crop.
 
