@@ -64,7 +64,7 @@ def get_builder(config, *, build=True):
   if builder.is_prepared() or not build:
     return builder
   manual_dir = config.data.manual_dir
-  if name != 'sample_videos' and getattr(cls, 'NEEDS_MANUAL_DIR', True):
+  if cls.NEEDS_MANUAL_DIR:
     if not manual_dir or not os.path.isdir(manual_dir):
       raise FileNotFoundError(
           f'{name}: data.manual_dir={manual_dir!r} is not a directory and {builder.data_dir} is not built. '

