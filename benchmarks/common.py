@@ -155,10 +155,15 @@ def median(xs: list[float]) -> float:
   return float(statistics.median(xs)) if xs else float('nan')
 
 
-def git_commit() -> str:
+def git_commit(dirty: bool = False) -> str:
+  """Short HEAD hash ('unknown' outside git); with `dirty`, '-dirty' is appended when tracked files changed."""
   try:
-    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO_ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO_ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    if dirty and subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=REPO_ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip():
+      commit += '-dirty'
+    return commit
   except (OSError, subprocess.CalledProcessError):
     return 'unknown'
 

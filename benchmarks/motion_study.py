@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -45,6 +44,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import motion_study_report as report  # pylint: disable=g-import-not-at-top,wrong-import-position
+from motion_study_report import LABELS, REGIMES  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DESIGNS = {
     'local': 'Latte-S/4',
@@ -52,9 +55,6 @@ DESIGNS = {
     'h_concat': 'FrameDiTH-S/64-256/4-concat',
     'full3d': 'DiT3D-S/4',
 }
-LABELS = {'local': 'Local Factorized (Latte)', 'g': 'FrameDiT-G', 'h_concat': 'FrameDiT-H concat',
-          'full3d': 'Full 3D (DiT3D)'}
-REGIMES = ('steps', 'time')
 DEFAULT_OUT = os.path.join(ROOT, 'benchmarks', 'results', 'motion_study_cpu.jsonl')
 
 
@@ -90,17 +90,6 @@ def fvd_extractor():
   """The FVD feature extractor (a function so tests can swap it for a cheap one)."""
   from framedit_jax.eval.fvd import I3DFeatureExtractor  # pylint: disable=g-import-not-at-top
   return I3DFeatureExtractor(batch_size=8)
-
-
-def git_commit() -> str | None:
-  try:
-    out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
-                         timeout=10)
-    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
-                           capture_output=True, text=True, timeout=10).stdout.strip()
-    return out.stdout.strip() + ('-dirty' if dirty else '') if out.returncode == 0 else None
-  except (OSError, subprocess.SubprocessError):
-    return None
 
 
 def machine_info() -> dict:
@@ -275,89 +264,6 @@ def ground_truth_speed(config) -> float:
   return float(np.mean(speeds))
 
 
-def frechet(a, b) -> float:
-  from framedit_jax.eval import frechet as fr  # pylint: disable=g-import-not-at-top
-  return fr.frechet_distance_from_stats(fr.GaussianStats.from_features(a), fr.GaussianStats.from_features(b))
-
-
-class Scorer:
-  """Features of the real halves A and B once; then every sample set is scored against A."""
-
-  def __init__(self, real, fvmd_weights=None, fvmd_resolution=256):
-    from framedit_jax.eval import frame_stats, motion_stats  # pylint: disable=g-import-not-at-top
-    self.i3d = fvd_extractor()
-    self.motion_ex = None
-    if fvmd_weights:
-      from framedit_jax.eval import motion_extractor  # pylint: disable=g-import-not-at-top
-      self.motion_ex = motion_extractor.MotionFeatureExtractor(fvmd_weights, resolution=fvmd_resolution)
-    n = len(real) // 2
-    self.real_a, self.real_b = real[:n], real[n:2 * n]
-    self.feats = {'a': self.features(self.real_a), 'b': self.features(self.real_b)}
-    self.motion_real = motion_stats.summary(self.feats['a']['motion'])
-    self.frame_stats = frame_stats
-
-  def features(self, clips) -> dict:
-    from framedit_jax.eval import frame_stats, motion_stats, resize  # pylint: disable=g-import-not-at-top
-    out = {'i3d': np.asarray(self.i3d(clips), np.float64), 'motion': motion_stats.features(clips),
-           'frame': frame_stats.frame_features(clips)}
-    if self.motion_ex is not None:
-      u8 = np.round((np.clip(clips, -1, 1) + 1) * 127.5).astype(np.uint8)
-      out['fvmd'] = np.concatenate([self.motion_ex(np.stack([resize.square_frames(c[:16], self.motion_ex.resolution)
-                                                             for c in u8[i:i + 4]])) for i in range(0, len(u8), 4)])
-    return out
-
-  def baseline(self) -> dict:
-    a, b = self.feats['a'], self.feats['b']
-    res = {'fvd_real_vs_real': frechet(a['i3d'], b['i3d']), 'mfd_real_vs_real': frechet(a['motion'], b['motion']),
-           'fcd_real_vs_real': frechet(a['frame'], b['frame'])}
-    if 'fvmd' in a:
-      res['fvmd_real_vs_real'] = frechet(a['fvmd'], b['fvmd'])
-    return res
-
-  def score(self, fake) -> dict:
-    from framedit_jax.eval import motion_stats  # pylint: disable=g-import-not-at-top
-    f, a = self.features(fake), self.feats['a']
-    res = {'fvd': frechet(f['i3d'], a['i3d']), 'mfd': frechet(f['motion'], a['motion']),
-           'fcd': frechet(f['frame'], a['frame'])}
-    if 'fvmd' in f:
-      res['fvmd'] = frechet(f['fvmd'], a['fvmd'])
-    res.update({f'{k}_samples': v for k, v in motion_stats.summary(f['motion']).items()})
-    return res
-
-
-def plot(rows, baseline, real_motion, path):
-  try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    print('(no plot: matplotlib is not installed; pip install -e .[bench])')
-    return None
-  metrics = [('fvd', 'FVD (I3D) ↓'), ('mfd', 'motion FD (block matching) ↓'), ('fcd', 'per-frame content FD ↓'),
-             ('mean_speed_samples', 'mean speed, px/frame')]
-  if any('fvmd' in r for r in rows):
-    metrics.insert(1, ('fvmd', 'FVMD (PIPs++) ↓'))
-  designs = list(dict.fromkeys(r['design'] for r in rows))
-  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
-  width = 0.38
-  for ax, (key, title) in zip(axes, metrics):
-    for j, regime in enumerate(REGIMES):
-      vals = [next((r[key] for r in rows if r['design'] == d and r['regime'] == regime), np.nan) for d in designs]
-      ax.bar(np.arange(len(designs)) + (j - 0.5) * width, vals, width,
-             label='equal steps' if regime == 'steps' else 'equal wall-clock')
-    ref = real_motion.get('mean_speed') if key == 'mean_speed_samples' else baseline.get(f'{key}_real_vs_real')
-    if ref is not None:
-      ax.axhline(ref, color='k', ls='--', lw=1, label='real' if key == 'mean_speed_samples' else 'real vs real')
-    ax.set_xticks(np.arange(len(designs)))
-    ax.set_xticklabels([LABELS[d].replace(' (', '\n(') for d in designs], fontsize=7)
-    ax.set_title(title, fontsize=9)
-  axes[0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
-
-
 def main(argv=None):
   args = parse_args(argv)
   if args.smoke:
@@ -377,7 +283,7 @@ def main(argv=None):
   import jax  # pylint: disable=g-import-not-at-top
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   from framedit_jax.train import generate as gen  # pylint: disable=g-import-not-at-top
-  header = {'header': True, 'study': 'motion', 'git_commit': git_commit(), 'machine': machine_info(),
+  header = {'header': True, 'study': 'motion', 'git_commit': common.git_commit(dirty=True), 'machine': machine_info(),
             'args': vars(args), 'designs': {d: DESIGNS[d] for d in designs}, 'train_budget_s_per_design': budget_s,
             'time': time.strftime('%Y-%m-%dT%H:%M:%S')}
   print(f'motion study: designs {designs}, W = {budget_s / 60:.2f} min of step time per design, '
@@ -409,7 +315,7 @@ def main(argv=None):
 
   t0 = time.perf_counter()
   real = real_clips(base, 2 * args.samples)
-  scorer = Scorer(real, args.fvmd_weights, args.fvmd_resolution)
+  scorer = report.Scorer(real, fvd_extractor(), args.fvmd_weights, args.fvmd_resolution)
   baseline = scorer.baseline()
   gt_speed = ground_truth_speed(base)
   print(f'real clips scored in {time.perf_counter() - t0:.1f} s: {json.dumps({k: round(v, 3) for k, v in baseline.items()})}; '
@@ -435,8 +341,7 @@ def main(argv=None):
              'median_step_s': float(np.median(times)), 'compile_s': tr.compile_s, 'params': tr.params,
              'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last20': snap['loss_last'],
              'num_samples': len(videos), 'num_real_per_half': len(scorer.real_a),
-             'sampler': (f'euler{args.sample_steps}' if tr.config.diffusion.objective == 'rectified_flow'
-                         else f'{args.sampler}{args.sample_steps}'),
+             'sampler': gen.sampler_name(tr.config),
              'objective': tr.config.diffusion.objective, 'lr': tr.config.optim.lr, 'sample_s': sample_s, 'score_s': score_s,
              'real_mean_speed': scorer.motion_real['mean_speed'], 'gt_mean_speed': gt_speed,
              'real_moving_fraction': scorer.motion_real['moving_fraction'],
@@ -461,33 +366,14 @@ def main(argv=None):
       f.write(json.dumps(r) + '\n')
   stem = os.path.splitext(args.out)[0]
   if not args.no_plot:
-    plot(rows, baseline, scorer.motion_real, stem + '.png')
+    report.plot(rows, baseline, scorer.motion_real, stem + '.png')
     strip = np.concatenate(list(strips.values()))
     gen.write_png(stem + '_samples.png', gen.frame_strip(strip))
-  print_table(rows, baseline, scorer.motion_real, gt_speed)
+  report.print_table(rows, baseline, scorer.motion_real, gt_speed)
   print(f'total {header["total_s"] / 60:.1f} min; wrote {args.out}' + ('' if args.no_plot else f', {stem}.png, '
                                                                           f'{stem}_samples.png'), flush=True)
   return rows
 
-
-def print_table(rows, baseline, real_motion, gt_speed):
-  has_fvmd = any('fvmd' in r for r in rows)
-  cols = ['design', 'regime', 'steps', 'train min', 'loss', 'FVD'] + (['FVMD'] if has_fvmd else []) + [
-      'MFD', 'FCD', 'speed', 'incoherent']
-  print('\n| ' + ' | '.join(cols) + ' |')
-  print('|' + '---|' * len(cols))
-  for r in rows:
-    vals = [r['label'], 'equal steps' if r['regime'] == 'steps' else 'equal time', str(r['steps']),
-            f'{r["train_s"] / 60:.1f}', f'{r["loss_last20"]:.4f}', f'{r["fvd"]:.1f}'] + (
-                [f'{r["fvmd"]:.1f}'] if has_fvmd else []) + [
-                    f'{r["mfd"]:.3f}', f'{r["fcd"]:.3f}', f'{r["mean_speed_samples"]:.2f}',
-                    f'{r["incoherent_fraction_samples"]:.2f}']
-    print('| ' + ' | '.join(vals) + ' |')
-  base = ['real vs real', '', '', '', '', f'{baseline["fvd_real_vs_real"]:.1f}'] + (
-      [f'{baseline["fvmd_real_vs_real"]:.1f}'] if has_fvmd else []) + [
-          f'{baseline["mfd_real_vs_real"]:.3f}', f'{baseline["fcd_real_vs_real"]:.3f}',
-          f'{real_motion["mean_speed"]:.2f} (GT {gt_speed:.2f})', f'{real_motion["incoherent_fraction"]:.2f}']
-  print('| ' + ' | '.join(base) + ' |\n')
 
 
 if __name__ == '__main__':

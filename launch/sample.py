@@ -38,10 +38,9 @@ def main(argv):
     print('error: pass --workdir (a training run) or --checkpoint (a converted checkpoint).', file=sys.stderr)
     sys.exit(1)
   from framedit_jax.train.experiment import sample_to_dir  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.generate import sampler_name  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
-  sampler = 'euler' if config.diffusion.objective == 'rectified_flow' else config.sample.sampler
-  out_dir = _OUT.value or os.path.join(_WORKDIR.value or _CHECKPOINT.value,
-                                       f'samples_{sampler}{config.sample.num_steps}')
+  out_dir = _OUT.value or os.path.join(_WORKDIR.value or _CHECKPOINT.value, f'samples_{sampler_name(config)}')
   labels = [int(x) for x in _LABELS.value] if _LABELS.value else None
   try:
     sample_to_dir(config, out_dir, workdir=_WORKDIR.value, checkpoint=_CHECKPOINT.value,

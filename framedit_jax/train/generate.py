@@ -30,6 +30,13 @@ def sampling_diffusion(config):
                           predict=d.get('predict', 'epsilon'))
 
 
+def sampler_name(config) -> str:
+  """The sampler `sampling_diffusion` runs, with its step count: 'euler50' (rectified flow), 'ddpm250', 'ddim50'."""
+  s = config.sample
+  kind = 'euler' if config.diffusion.get('objective', 'iddpm') == 'rectified_flow' else s.sampler
+  return f'{kind}{s.num_steps}'
+
+
 def clip_denoised(config) -> bool:
   """Whether samplers clip the predicted x_0 to [-1, 1].
 
