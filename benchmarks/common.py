@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -168,10 +169,27 @@ def git_commit(dirty: bool = False) -> str:
     return 'unknown'
 
 
+def cpu_model() -> str:
+  """The host CPU as '/proc/cpuinfo' names it, with family/model (e.g. 'AMD EPYC (family 26 model 2, avx512)').
+
+  CPU speed ratios depend on the microarchitecture (XLA and oneDNN pick different kernels), so every benchmark
+  header records it. Falls back to `platform.processor()` where /proc/cpuinfo is absent.
+  """
+  try:
+    with open('/proc/cpuinfo') as f:
+      text = f.read()
+  except OSError:
+    return platform.processor() or 'unknown'
+  field = lambda key: (re.search(rf'^{key}\s*:\s*(.*)$', text, re.M) or [None, '?'])[1].strip()
+  flags = field('flags').split()
+  isa = 'avx512' if 'avx512f' in flags else 'avx2' if 'avx2' in flags else 'no-avx2'
+  return f"{field('model name')} (family {field('cpu family')} model {field('model')}, {isa})"
+
+
 def machine_info() -> dict[str, Any]:
   dev = jax.devices()[0]
   return {'platform': dev.platform, 'device_kind': dev.device_kind, 'num_devices': jax.device_count(),
-          'cpu_count': os.cpu_count(), 'host': platform.node(), 'jax': jax.__version__,
+          'cpu_count': os.cpu_count(), 'cpu_model': cpu_model(), 'host': platform.node(), 'jax': jax.__version__,
           'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'), 'commit': git_commit()}
 
 

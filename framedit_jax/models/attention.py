@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from framedit_jax.models.batch_broadcast import broadcast_leading
 from framedit_jax.parallel.collectives import gather_frames
 
 ATTENTION_KERNELS = ('einsum', 'cudnn', 'xla')
@@ -61,15 +62,18 @@ def matrix_linear(x: jax.Array, u: jax.Array | None, w: jax.Array) -> jax.Array:
 
   Returns:
     `(..., r, K)`. Cost per frame: (U^T X) W = r N D + r D K, U^T (X W) = N D K + r N K; the smaller is used, so
-    the r > N projections never pay 2 r D^2 (DESIGN.md §3).
+    the r > N projections never pay 2 r D^2 (DESIGN.md §3). U^T is applied as a batched matmul with U broadcast
+    over the leading axes (`batch_broadcast.broadcast_leading`): its output is already `(..., r, K)` (a plain
+    `einsum('nr,...nk->...rk')` is a dot whose output XLA must transpose), and U's gradient is one matvec.
   """
   if u is None:
     return jnp.einsum('...nd,dk->...nk', x, w)
   n, d = x.shape[-2:]
   r, k = u.shape[1], w.shape[1]
+  u_t = broadcast_leading(u.T, x.shape[:-2])  # (..., r, N)
   if r * n * d + r * d * k <= n * d * k + r * n * k:
-    return jnp.einsum('...rd,dk->...rk', jnp.einsum('nr,...nd->...rd', u, x), w)
-  return jnp.einsum('nr,...nk->...rk', u, jnp.einsum('...nd,dk->...nk', x, w))
+    return jnp.einsum('...rd,dk->...rk', jnp.matmul(u_t, x), w)
+  return jnp.matmul(u_t, jnp.einsum('...nd,dk->...nk', x, w))
 
 
 def _split_heads(x: jax.Array, num_col_heads: int, num_row_heads: int) -> jax.Array:
@@ -182,7 +186,8 @@ class MatrixLinear(nn.Module):
     w = self.param('w', _xavier(), (d, self.out_cols), jnp.float32).astype(self.dtype)
     y = matrix_linear(x.astype(self.dtype), u, w)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.out_rows, self.out_cols), jnp.float32).astype(self.dtype)
+      bias = self.param('bias', nn.initializers.zeros, (self.out_rows, self.out_cols), jnp.float32)
+      y = y + broadcast_leading(bias.astype(self.dtype), y.shape[:-2])
     return y
 
 

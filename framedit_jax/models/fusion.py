@@ -75,5 +75,25 @@ class HybridTemporalAttention(nn.Module):
       return gamma_l * local * alpha + gamma_g * glob * (1.0 - alpha)
     if self.fuse_mode == 'sum':
       return (local + glob) * (1.0 / math.sqrt(2.0))
-    fused = jnp.concatenate([local, glob], axis=-1).astype(self.dtype)
-    return nn.Dense(d, dtype=self.dtype, kernel_init=nn.initializers.xavier_uniform(), name='output_linear')(fused)
+    return ConcatLinear(d, self.dtype, name='output_linear')(local, glob)
+
+
+class ConcatLinear(nn.Module):
+  """`Linear([a ; b])` without the concatenation: `a @ kernel[:Da] + b @ kernel[Da:] + bias`.
+
+  `a (..., Da)`, `b (..., Db)` -> `(..., features)`. Params `kernel (Da + Db, features)` (xavier over the whole
+  kernel, as `nn.Dense` on the concatenation) and `bias (features,)` (zeros): the same parameters and numbers (up
+  to float summation order) as the official `output_linear(torch.cat([a, b], -1))`, without writing the
+  `(..., Da + Db)` concatenation in the forward or slicing its cotangent in the backward.
+  """
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, a: jax.Array, b: jax.Array) -> jax.Array:
+    da, db = a.shape[-1], b.shape[-1]
+    kernel = self.param('kernel', nn.initializers.xavier_uniform(), (da + db, self.features), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
+    kernel = kernel.astype(self.dtype)
+    y = jnp.dot(a.astype(self.dtype), kernel[:da]) + jnp.dot(b.astype(self.dtype), kernel[da:])
+    return y + bias.astype(self.dtype)
