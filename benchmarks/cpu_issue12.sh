@@ -18,7 +18,8 @@ best=(--ours-override remat_policy=dots_with_no_batch_dims_saveable --ours-overr
 vs() { python benchmarks/vs_official.py --official-src "$official" --frames 16 --batch 2 --latent 16 --threads 2 \
          --rounds 3 "$@"; }
 # 1. ours vs official, S size depth 12, B=2, F=16, 16x16 latents, fp32, 2 threads: every design.
-vs --designs local,g,h_concat,h_gated,full3d --depth 12 "${best[@]}" --out "$out/vs_official_cpu.jsonl"
+# 5 rounds: the first timed round of either side is often an outlier (up to 2x), so 3 rounds leave one sample.
+vs --designs local,g,h_concat,h_gated,full3d --depth 12 "${best[@]}" --rounds 5 --out "$out/vs_official_cpu.jsonl"
 # 1b. the same with the default scanned blocks (scan_blocks=True), side by side with the official step again.
 vs --designs local,g,h_concat --depth 12 --ours-override remat_policy=dots_with_no_batch_dims_saveable \
    --out "$out/vs_official_cpu_scanned.jsonl"
