@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from framedit_jax.models.batch_broadcast import broadcast_leading
+from framedit_jax.models.split_dense import SplitDense
 from framedit_jax.parallel.collectives import gather_frames
 
 ATTENTION_KERNELS = ('einsum', 'cudnn', 'xla')
@@ -148,10 +149,11 @@ class Attention(nn.Module):
     if d % self.num_heads:
       raise ValueError(f'hidden_size {d} must be divisible by num_heads {self.num_heads}.')
     dense = lambda n, name, bias: nn.Dense(n, use_bias=bias, dtype=self.dtype, kernel_init=_xavier(), name=name)
-    qkv = dense(3 * d, 'qkv', self.use_bias)(x.astype(self.dtype))
-    qkv = qkv.reshape(bsz, length, 3, self.num_heads, d // self.num_heads)
-    k, v = (gather_frames(qkv[:, :, i], self.kv_axis) for i in (1, 2))
-    out = dot_product_attention(qkv[:, :, 0], k, v, self.attention_kernel)
+    # One Dense `qkv` (official channel order (3, heads, head_dim)), computed as three column blocks (split_dense).
+    q, k, v = (a.reshape(bsz, length, self.num_heads, d // self.num_heads)
+               for a in SplitDense(3 * d, 3, self.use_bias, self.dtype, _xavier(), name='qkv')(x))
+    k, v = gather_frames(k, self.kv_axis), gather_frames(v, self.kv_axis)
+    out = dot_product_attention(q, k, v, self.attention_kernel)
     return dense(d, 'proj', True)(out.reshape(bsz, length, d))
 
 

@@ -26,6 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from framedit_jax.models.split_dense import SplitDense
+
 DEFAULT_TARGETS = ('to_q', 'to_k', 'to_v', 'to_out.0')
 
 
@@ -104,14 +106,17 @@ def lora_interceptor(lora: Mapping[str, Any], cfg: LoraConfig) -> Iterator[None]
   def intercept(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     mod = context.module
-    if context.method_name != '__call__' or not isinstance(mod, nn.Dense):
+    if context.method_name != '__call__' or not isinstance(mod, (nn.Dense, SplitDense)):
       return out
     ab = by_path.get(tuple(mod.path))
     if ab is None:
       return out
     x = args[0]
     a, b = ab
-    return out + (cfg.scale * ((x.astype(jnp.float32) @ a) @ b)).astype(out.dtype)
+    delta = cfg.scale * ((x.astype(jnp.float32) @ a) @ b)
+    if isinstance(mod, SplitDense):  # the same Dense returned as column blocks (fused qkv)
+      return tuple(o + d.astype(o.dtype) for o, d in zip(out, jnp.split(delta, mod.splits, axis=-1)))
+    return out + delta.astype(out.dtype)
 
   with nn.intercept_methods(intercept):
     yield
