@@ -71,7 +71,7 @@ def test_lora_interceptor_on_the_fused_qkv_equals_merged_weights():
   from framedit_jax.models.attention import Attention
   from framedit_jax.train import lora as lora_lib
   x = jax.random.normal(jax.random.PRNGKey(8), (2, 5, 16))
-  attn = Attention(num_heads=4)
+  attn = Attention(num_heads=4, split_qkv=True)
   params = attn.init(jax.random.PRNGKey(9), x)['params']
   cfg = lora_lib.LoraConfig(2, 4.0, ('qkv',))
   adapters = lora_lib.init_lora(params, cfg, jax.random.PRNGKey(10))
@@ -83,3 +83,17 @@ def test_lora_interceptor_on_the_fused_qkv_equals_merged_weights():
   base = attn.apply({'params': params}, x)
   assert float(jnp.max(jnp.abs(merged - base))) > 1e-3
   np.testing.assert_allclose(np.asarray(unmerged), np.asarray(merged), rtol=1e-4, atol=1e-5)
+
+
+def test_split_qkv_attention_equals_fused():
+  from framedit_jax.models.attention import Attention
+  x = jax.random.normal(jax.random.PRNGKey(11), (2, 6, 16))
+  fused, split = Attention(num_heads=4), Attention(num_heads=4, split_qkv=True)
+  params = fused.init(jax.random.PRNGKey(12), x)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, params, split.init(jax.random.PRNGKey(12), x))
+  params = jax.tree_util.tree_map(lambda p: p + 0.05 if p.ndim == 1 else p, params)
+  np.testing.assert_allclose(np.asarray(split.apply(params, x)), np.asarray(fused.apply(params, x)), rtol=1e-5,
+                             atol=1e-6)
+  gf = jax.grad(lambda p: jnp.sum(fused.apply(p, x) ** 2))(params)
+  gs = jax.grad(lambda p: jnp.sum(split.apply(p, x) ** 2))(params)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), gs, gf)

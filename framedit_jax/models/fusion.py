@@ -52,6 +52,7 @@ class HybridTemporalAttention(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
+  split_qkv: bool = False  # for `local_attention` (see `Attention.split_qkv`)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -59,7 +60,8 @@ class HybridTemporalAttention(nn.Module):
       raise ValueError(f'fuse_mode must be one of {FUSE_MODES}, got {self.fuse_mode!r}.')
     d = x.shape[-1]
     local = local_temporal(
-        Attention(self.num_row_heads, self.dtype, self.attention_kernel, name='local_attention'), x, self.frame_axis)
+        Attention(self.num_row_heads, self.dtype, self.attention_kernel, split_qkv=self.split_qkv,
+                  name='local_attention'), x, self.frame_axis)
     if self.fuse_mode == 'local':
       return local
     glob = MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_row_heads, self.u_type,
