@@ -12,7 +12,7 @@ out=${2:-benchmarks/results}
 mkdir -p "$out"
 tc=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 2>/dev/null || true)
 if [[ -n "$tc" && -z "${LD_PRELOAD:-}" ]]; then export LD_PRELOAD="$tc"; fi
-# The CPU-best settings: unrolled blocks (stacking the saved activations costs the scan 13-17% at depth 12 on CPU;
+# The CPU-best settings: unrolled blocks (stacking the saved activations costs the scan 1-15% at depth 12 on CPU;
 # model.scan_blocks stays True by default for compile time on accelerators), no remat (with unrolled blocks and the
 # barrier it beats dots_with_no_batch_dims_saveable by 0-11%, remat_barrier_cpu.jsonl), grad_barrier=auto (on for CPU).
 best=(--ours-override remat_policy=none --ours-override scan_blocks=False)

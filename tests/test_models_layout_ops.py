@@ -1,4 +1,5 @@
-"""The layout-saving ops of issue 12 compute what they replace: a custom-VJP broadcast and a concat-free Linear."""
+"""The layout-saving ops of issue 12 compute what they replace: a custom-VJP broadcast, a concat-free Linear, the
+fused qkv Dense as column blocks (alone, inside Attention, and under LoRA's interceptor)."""
 
 import flax.linen as nn
 import jax
@@ -6,8 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from framedit_jax.models.attention import Attention
 from framedit_jax.models.batch_broadcast import broadcast_leading
 from framedit_jax.models.fusion import ConcatLinear
+from framedit_jax.models.split_dense import SplitDense
+from framedit_jax.train import lora as lora_lib
 
 
 @pytest.mark.parametrize('lead,shape', [((2, 3), (4, 5)), ((7,), (3,)), ((1, 1, 2), (2, 3, 4))])
@@ -46,7 +50,6 @@ def test_concat_linear_equals_dense_on_the_concatenation():
 
 
 def test_split_dense_is_a_dense_in_column_blocks():
-  from framedit_jax.models.split_dense import SplitDense
   x = jax.random.normal(jax.random.PRNGKey(5), (2, 7, 12))
   split = SplitDense(18, 3, kernel_init=nn.initializers.xavier_uniform())
   dense = nn.Dense(18, kernel_init=nn.initializers.xavier_uniform())
@@ -68,8 +71,6 @@ def test_split_dense_is_a_dense_in_column_blocks():
 
 
 def test_lora_interceptor_on_the_fused_qkv_equals_merged_weights():
-  from framedit_jax.models.attention import Attention
-  from framedit_jax.train import lora as lora_lib
   x = jax.random.normal(jax.random.PRNGKey(8), (2, 5, 16))
   attn = Attention(num_heads=4, split_qkv=True)
   params = attn.init(jax.random.PRNGKey(9), x)['params']
@@ -86,7 +87,6 @@ def test_lora_interceptor_on_the_fused_qkv_equals_merged_weights():
 
 
 def test_split_qkv_attention_equals_fused():
-  from framedit_jax.models.attention import Attention
   x = jax.random.normal(jax.random.PRNGKey(11), (2, 6, 16))
   fused, split = Attention(num_heads=4), Attention(num_heads=4, split_qkv=True)
   params = fused.init(jax.random.PRNGKey(12), x)

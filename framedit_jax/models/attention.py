@@ -160,7 +160,8 @@ class Attention(nn.Module):
                  for a in SplitDense(3 * d, 3, self.use_bias, self.dtype, _xavier(), name='qkv')(x))
     else:
       qkv = dense(3 * d, 'qkv', self.use_bias)(x.astype(self.dtype))
-      q, k, v = (qkv.reshape(bsz, length, 3, self.num_heads, d // self.num_heads)[:, :, i] for i in range(3))
+      qkv = qkv.reshape(bsz, length, 3, self.num_heads, d // self.num_heads)
+      q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     k, v = gather_frames(k, self.kv_axis), gather_frames(v, self.kv_axis)
     out = dot_product_attention(q, k, v, self.attention_kernel)
     return dense(d, 'proj', True)(out.reshape(bsz, length, d))

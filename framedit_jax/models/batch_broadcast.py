@@ -1,9 +1,9 @@
 """A broadcast over leading (batch) axes whose gradient is a matrix-vector product instead of a reduction.
 
-Why (measured on XLA CPU, jax 0.10, `benchmarks/results/vs_official_cpu.jsonl`): the gradient of a broadcast is a
-`reduce` over the broadcast axes. For a MatrixLinear bias `(r, K)` added to `(B, T, r, K)` values that reduce
-took 8 ms of a FrameDiT-G block's backward on a Zen 5 CPU, where XLA lowers reduces through YNNPACK, against
-0.1 ms for the same sum written as `ones(B*T) @ g.reshape(B*T, r*K)`. The same holds for the token map U of a
+Why (a per-op profile on XLA CPU, jax 0.10, not a committed run): the gradient of a broadcast is a `reduce` over
+the broadcast axes. For a MatrixLinear bias `(r, K)` added to `(B, T, r, K)` values that reduce took 8 ms of a
+FrameDiT-G block's backward on a Zen 5 CPU, where XLA lowers reduces through YNNPACK, against 0.1 ms for the same
+sum written as `ones(B*T) @ g.reshape(B*T, r*K)`. The same holds for the token map U of a
 MatrixLinear, applied as a batched matmul `broadcast(U^T) @ X` so that its output needs no transposing copy.
 """
 

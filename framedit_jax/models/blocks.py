@@ -124,16 +124,14 @@ class DiTBlock(nn.Module):
 
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
-    attn = lambda: Attention(self.num_heads, self.dtype, self.attention_kernel, split_qkv=self.grad_barrier,
-                             name='attn')
+    attn = lambda kv_axis=None: Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=kv_axis,
+                                          split_qkv=self.grad_barrier, name='attn')
     if self.mixer == 'spatial':
       return attn()(x.reshape(b * t, n, d)).reshape(b, t, n, d)
     if self.mixer == 'local':
       return local_temporal(attn(), x, self.frame_axis)
     if self.mixer == 'full3d':
-      full = Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=self.frame_axis,
-                       split_qkv=self.grad_barrier, name='attn')
-      return full(x.reshape(b, t * n, d)).reshape(b, t, n, d)
+      return attn(self.frame_axis)(x.reshape(b, t * n, d)).reshape(b, t, n, d)
     if self.mixer == 'matrix':
       return MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads, self.u_type,
                              dtype=self.dtype, frame_axis=self.frame_axis, name='attn')(x)
