@@ -16,6 +16,7 @@ from framedit_jax.models.grad_barrier import materialize_cotangent
 import jax
 import jax.numpy as jnp
 
+from framedit_jax.models import matmul_vjp
 from framedit_jax.models.attention import Attention, MatrixAttention
 from framedit_jax.models.fusion import HybridTemporalAttention, local_temporal
 
@@ -79,17 +80,22 @@ def unrolled_only(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 class Mlp(nn.Module):
-  """timm `Mlp`: `fc1` (D -> hidden) -> tanh-GELU -> `fc2` (hidden -> D)."""
+  """timm `Mlp`: `fc1` (D -> hidden) -> tanh-GELU -> `fc2` (hidden -> D).
+
+  `matmul_vjp`: both Denses with the backward of `matmul_vjp.matmul_columns` (XLA CPU; same params and numbers).
+  """
   hidden_features: int
   dtype: Any = jnp.float32
+  matmul_vjp: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     d = x.shape[-1]
-    init = nn.initializers.xavier_uniform()
-    h = nn.Dense(self.hidden_features, dtype=self.dtype, kernel_init=init, name='fc1')(x.astype(self.dtype))
+    dense = lambda n, name: nn.Dense(n, dtype=self.dtype, kernel_init=nn.initializers.xavier_uniform(), name=name,
+                                     dot_general=matmul_vjp.dense_dot_general if self.matmul_vjp else None)
+    h = dense(self.hidden_features, 'fc1')(x.astype(self.dtype))
     h = jax.nn.gelu(h, approximate=True)
-    return nn.Dense(d, dtype=self.dtype, kernel_init=init, name='fc2')(h)
+    return dense(d, 'fc2')(h)
 
 
 class DiTBlock(nn.Module):
@@ -104,7 +110,8 @@ class DiTBlock(nn.Module):
       communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
     grad_barrier: materialise the residual-stream cotangent at the input of both sublayers in the backward
       (`grad_barrier.materialize_cotangent`: same numbers, ~20% faster train step on XLA CPU). It also sets the
-      attentions' `split_qkv`, which only pays with the barrier.
+      mixers' and the MLP's `matmul_vjp` (backward matmuls in XLA CPU's fast kernels, `models/matmul_vjp.py`),
+      which pays only with the barrier.
 
   Call: `block(x (B, T, N, D), c (B, D) or (B, T, D))` -> `(B, T, N, D)` float32.
   """
@@ -125,7 +132,7 @@ class DiTBlock(nn.Module):
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
     attn = lambda kv_axis=None: Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=kv_axis,
-                                          split_qkv=self.grad_barrier, name='attn')
+                                          matmul_vjp=self.grad_barrier, name='attn')
     if self.mixer == 'spatial':
       return attn()(x.reshape(b * t, n, d)).reshape(b, t, n, d)
     if self.mixer == 'local':
@@ -134,11 +141,12 @@ class DiTBlock(nn.Module):
       return attn(self.frame_axis)(x.reshape(b, t * n, d)).reshape(b, t, n, d)
     if self.mixer == 'matrix':
       return MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads, self.u_type,
-                             dtype=self.dtype, frame_axis=self.frame_axis, name='attn')(x)
+                             dtype=self.dtype, frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier,
+                             name='attn')(x)
     if self.mixer == 'hybrid':
       return HybridTemporalAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads,
                                      self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
-                                     frame_axis=self.frame_axis, split_qkv=self.grad_barrier, name='attn')(x)
+                                     frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier, name='attn')(x)
     raise ValueError(f'mixer must be one of {MIXERS}, got {self.mixer!r}.')
 
   @nn.compact
@@ -153,7 +161,7 @@ class DiTBlock(nn.Module):
     x = x + gate_msa * self._mix(h).astype(jnp.float32)
     x = barrier(x)
     h = modulate(layer_norm(x), shift_mlp, scale_mlp).astype(self.dtype)
-    mlp = Mlp(int(self.hidden_size * self.mlp_ratio), self.dtype, name='mlp')
+    mlp = Mlp(int(self.hidden_size * self.mlp_ratio), self.dtype, self.grad_barrier, name='mlp')
     return x + gate_mlp * mlp(h).astype(jnp.float32)
 
 
