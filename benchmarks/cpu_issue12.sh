@@ -44,3 +44,8 @@ python benchmarks/variants.py --designs h_concat --sizes 32 --patch 4 --hidden-s
   --batch 8 --frames 10 --rounds 3 \
   --no-scan-blocks --variants none:off,none:on,dots_with_no_batch_dims_saveable:off,dots_with_no_batch_dims_saveable:on \
   --out "$out/remat_barrier_cpu.jsonl"
+# 7. where the LF step's time goes (summed XLA op time per step), before (no barrier, hence no matmul_vjp) and after.
+for gb in off on; do
+  python benchmarks/profile_ops.py --tiny --designs local --frames 16 --sizes 16 --depth 12 --batch 2 \
+    --no-scan-blocks --remat-policy none --grad-barrier "$gb" --steps 2 --out "$out/profile_ops_cpu.jsonl"
+done

@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import step_time  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -67,12 +68,16 @@ def main(argv=None):
       kinds: dict[str, float] = collections.defaultdict(float)
       for k, v in ops:
         kinds[k.split('.')[0]] += v
-      print(json.dumps({'design': case.design, 'latent_size': case.size, 'num_frames': case.frames,
+      line = json.dumps({'bench': 'profile_ops', 'argv': ' '.join(argv), **common.machine_info(), 'ld_preload': os.environ.get('LD_PRELOAD', ''),
+                        'design': case.design, 'latent_size': case.size, 'num_frames': case.frames,
                         'steps': args.steps, 'op_total_ms': round(total / 1e3 / args.steps, 2),
                         'by_kind_ms_per_step': {k: round(v / 1e3 / args.steps, 2)
                                                 for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]},
-                        'top_ops_ms_per_step': [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops[:15]]}),
-            flush=True)
+                        'top_ops_ms_per_step': [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops[:15]]})
+      print(line, flush=True)
+      if args.out:
+        with open(args.out, 'a') as f:
+          f.write(line + '\n')
       del built
 
 
