@@ -1,11 +1,12 @@
 """`x @ w` with a backward whose matmuls XLA CPU runs in its fast (YNNPACK) kernels.
 
-Why (per-op profile, XLA CPU, jax 0.10, AMD EPYC Zen 4, Latte-S/2 depth 12, B=2, F=16, 16x16 latents): JAX's
-weight gradient of `x (M, K) @ w (K, N)` is a dot contracting the token axis M of both operands. XLA CPU stores the
-cotangent transposed for it (a strided copy into which the whole cotangent chain is fused; for `fc2` that chain
-recomputes the tanh-GELU in the transposed loop order) and runs the dot in Eigen instead of YNNPACK, at 50-100
-GFLOP/s against ~170 for the row-major matmuls of the forward. In that step the Eigen weight-gradient dots spent
-~1.1 s of thread time and left YNNPACK's threads idle 0.37 s of a 2.0 s step.
+Why: JAX's weight gradient of `x (M, K) @ w (K, N)` is a dot contracting the token axis M of both operands. XLA
+CPU stores the cotangent transposed for it (a strided copy into which the cotangent's producer is fused; for
+`fc2` that recomputes the tanh-GELU in the transposed loop order) and runs the dot in Eigen instead of YNNPACK,
+well below the speed of the forward's row-major matmuls, while YNNPACK's threads wait. With this backward the
+Latte-S/2 train step (depth 12, B=2, F=16, 16x16 latents, AMD Zen 4) spends 83% of its op time in YNNPACK
+matmuls (`benchmarks/results/profile_ops_cpu.jsonl`) and runs at 0.88x the official PyTorch step
+(`vs_official_cpu.jsonl`, last header; 1.16x on an Intel VM before this module, first header).
 
 `matmul_columns` has the same value and the same gradients (up to float summation order); its backward writes
 both gradients as row-major matmuls: `dx = g @ w^T` with `w^T` (small) materialised, and `dw = x^T @ g` or
