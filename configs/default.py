@@ -31,7 +31,9 @@ def get_config():
   # faster too (benchmarks/results/remat_barrier_cpu.jsonl). On GPU `bash benchmarks/gpu.sh` measures every policy.
   m.remat_policy = 'dots_with_no_batch_dims_saveable'
   m.scan_blocks = True  # blocks as one lax.scan (same params/numbers; linear backward, flat compile time)
-  m.grad_barrier = 'auto'  # 'auto' | 'on' | 'off': materialise the residual cotangent per sublayer (same numbers)
+  # 'auto' (on for CPU) | 'on' | 'off': materialise the residual cotangent per sublayer and use the backward of
+  # models/matmul_vjp.py (same numbers)
+  m.grad_barrier = 'auto'
   m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
