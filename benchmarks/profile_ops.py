@@ -68,16 +68,13 @@ def main(argv=None):
       kinds: dict[str, float] = collections.defaultdict(float)
       for k, v in ops:
         kinds[k.split('.')[0]] += v
-      line = json.dumps({'bench': 'profile_ops', 'argv': ' '.join(argv), **common.machine_info(), 'ld_preload': os.environ.get('LD_PRELOAD', ''),
-                        'design': case.design, 'latent_size': case.size, 'num_frames': case.frames,
-                        'steps': args.steps, 'op_total_ms': round(total / 1e3 / args.steps, 2),
-                        'by_kind_ms_per_step': {k: round(v / 1e3 / args.steps, 2)
-                                                for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]},
-                        'top_ops_ms_per_step': [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops[:15]]})
-      print(line, flush=True)
-      if args.out:
-        with open(args.out, 'a') as f:
-          f.write(line + '\n')
+      common.emit({'bench': 'profile_ops', 'argv': ' '.join(argv), **common.machine_info(),
+                   'ld_preload': os.environ.get('LD_PRELOAD', ''),
+                   'design': case.design, 'latent_size': case.size, 'num_frames': case.frames,
+                   'steps': args.steps, 'op_total_ms': round(total / 1e3 / args.steps, 2),
+                   'by_kind_ms_per_step': {k: round(v / 1e3 / args.steps, 2)
+                                           for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]},
+                   'top_ops_ms_per_step': [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops[:15]]}, args.out)
       del built
 
 

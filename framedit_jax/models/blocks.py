@@ -110,8 +110,8 @@ class DiTBlock(nn.Module):
       communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
     grad_barrier: materialise the residual-stream cotangent at the input of both sublayers in the backward
       (`grad_barrier.materialize_cotangent`: same numbers, ~20% faster train step on XLA CPU). It also sets the
-      mixers' and the MLP's `matmul_vjp` (backward matmuls in XLA CPU's fast kernels, `models/matmul_vjp.py`),
-      which pays only with the barrier.
+      mixers' and the MLP's `matmul_vjp` (backward matmuls in XLA CPU's fast kernels, `models/matmul_vjp.py`);
+      the two were measured together (`benchmarks/results/remat_barrier_cpu.jsonl`), not apart.
 
   Call: `block(x (B, T, N, D), c (B, D) or (B, T, D))` -> `(B, T, N, D)` float32.
   """

@@ -44,4 +44,4 @@ class SplitDense(nn.Module):
     outs = matmul_columns(x, kernel.astype(self.dtype), self.splits)
     if bias is not None:
       outs = tuple(y + bias[i * n:(i + 1) * n].astype(self.dtype) for i, y in enumerate(outs))
-    return tuple(outs)
+    return outs
