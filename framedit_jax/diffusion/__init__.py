@@ -5,7 +5,7 @@ Usage:
   losses = diffusion.training_losses(model_fn, x0, t, noise)      # {'loss', 'mse', 'vb'}, each (B,)
   sampler = create_diffusion("250")                               # official DDPM-250 sampling
   x0 = jax.jit(lambda k: sampler.p_sample_loop(model_fn, shape, k))(key)
-  sample = create_sampler(config)                                 # config.sample.sampler, one registry
+  sample = samplers.create_sampler(config)                        # config.sample.sampler (diffusion/samplers.py)
 """
 
 from framedit_jax.diffusion.gaussian_diffusion import GaussianDiffusion
@@ -17,8 +17,6 @@ from framedit_jax.diffusion.ode_samplers import dpmpp_2m_sample_loop
 from framedit_jax.diffusion.ode_samplers import euler_sample_loop
 from framedit_jax.diffusion.respace import respace_betas
 from framedit_jax.diffusion.respace import space_timesteps
-from framedit_jax.diffusion.samplers import create_sampler
-from framedit_jax.diffusion.samplers import validate_sample_config
 from framedit_jax.diffusion.schedules import get_named_beta_schedule
 from framedit_jax.diffusion.timestep_sampler import LossSecondMomentResampler
 from framedit_jax.diffusion.timestep_sampler import UniformSampler
@@ -64,8 +62,8 @@ def create_diffusion(timestep_respacing='', noise_schedule='linear', learn_sigma
 
 
 __all__ = [
-    'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'create_diffusion', 'create_sampler',
+    'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'create_diffusion',
     'create_named_schedule_sampler', 'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
     'mean_flat', 'normal_kl', 'respace_betas', 'space_timesteps',
-    'dpmpp_2m_sample_loop', 'euler_sample_loop', 'guided_model_fn', 'validate_sample_config',
+    'dpmpp_2m_sample_loop', 'euler_sample_loop', 'guided_model_fn',
 ]
