@@ -6,7 +6,8 @@ Every field can be overridden on the command line, e.g.
   python launch/train.py --config=configs/taichi128.py --workdir=/tmp/w \
       --config.model.name=FrameDiTG-XL/128-512/2 --config.optim.lr=2e-4
 
-Defaults follow the official FrameDiT configs (../shared/DESIGN.md §5).
+Defaults follow the official FrameDiT configs (minhkhoale/FrameDiT `configs/<dataset>/*_train.yaml`); the
+supplement's different values (arXiv 2603.09721 supplement §2.1: clip 1.0 from 100k, EMA 0.999) are options.
 """
 
 import ml_collections

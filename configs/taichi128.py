@@ -1,4 +1,6 @@
-"""Taichi-HD at 128x128, FrameDiT-H-XL/2 (official Taichi settings, ../shared/DESIGN.md §5).
+"""Taichi-HD at 128x128, FrameDiT-H-XL/2 (official Taichi settings).
+
+Source: official `configs/taichi/FrameDiTH-XL-128-512-concat_train.yaml`; FrameDiT supplement §2.1.
 
   python launch/prepare_data.py --dataset=taichi_hd --manual_dir=/data/taichi --data_dir=/data/tfds
   python launch/train.py --config=configs/taichi128.py --workdir=/ckpt/taichi128 \

@@ -1,4 +1,6 @@
-"""IDDPM Gaussian diffusion for framedit-jax: hybrid loss, respacing, jitted scan samplers (DESIGN.md §4).
+"""IDDPM Gaussian diffusion for framedit-jax: hybrid loss, respacing, jitted scan samplers.
+
+Source: IDDPM (Nichol & Dhariwal 2021) as the official `diffusion/` of minhkhoale/FrameDiT uses it.
 
 Usage:
   diffusion = create_diffusion(timestep_respacing="")            # training: 1000 steps, learned sigma, ε target

@@ -1,4 +1,4 @@
-"""Classifier-free guidance forward (official `forward_with_cfg`, DESIGN.md §2)."""
+"""Classifier-free guidance forward (official `forward_with_cfg` in `models/latte.py`)."""
 
 from __future__ import annotations
 
