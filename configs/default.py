@@ -10,11 +10,13 @@ Defaults follow the official FrameDiT configs (minhkhoale/FrameDiT `configs/<dat
 supplement's different values (arXiv 2603.09721 supplement §2.1: clip 1.0 from 100k, EMA 0.999) are options.
 """
 
+from configs import common
 import ml_collections
 
 
-def get_config():
+def get_config(arg: str | None = None):
   """Returns the default ConfigDict (official Taichi-style settings, no dataset)."""
+  common.parse_arg(arg, {}, 'configs/default.py')  # takes no config argument
   config = ml_collections.ConfigDict()
   config.seed = 0
 

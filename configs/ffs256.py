@@ -15,4 +15,4 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.dataset_256_config('faceforensics', arg)
+  return common.dataset_256_config('faceforensics', arg, 'configs/ffs256.py')

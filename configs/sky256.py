@@ -15,4 +15,4 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.dataset_256_config('sky_timelapse', arg)
+  return common.dataset_256_config('sky_timelapse', arg, 'configs/sky256.py')

@@ -15,4 +15,4 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.dataset_256_config('taichi_hd', arg)
+  return common.dataset_256_config('taichi_hd', arg, 'configs/taichi256.py')

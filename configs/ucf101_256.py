@@ -15,7 +15,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  config = common.dataset_256_config('ucf101', arg)
+  config = common.dataset_256_config('ucf101', arg, 'configs/ucf101_256.py')
   config.model.num_classes = 101  # class-conditional (official extras: 2), labels = sorted class folders
   config.sample.cfg_scale = 7.0
   return config
