@@ -114,7 +114,7 @@ def get_config(arg: str | None = None):
 
   # ---------------------------------------------------------------- sampling
   config.sample = s = ml_collections.ConfigDict()
-  s.sampler = 'ddpm'  # 'ddpm' | 'ddim'
+  s.sampler = 'ddpm'  # iddpm: 'ddpm' | 'ddim' | 'euler' | 'dpmpp_2m'; rectified_flow: 'euler' (diffusion/samplers.py)
   s.num_steps = 250  # respacing: DDPM-250 (official) or DDIM-N
   s.ddim_eta = 0.0
   s.cfg_scale = 1.0  # >1 enables classifier-free guidance (class-conditional models)

@@ -7,10 +7,11 @@ Usage:
   losses = diffusion.training_losses(model_fn, x0, t, noise)      # {'loss', 'mse', 'vb'}, each (B,)
   sampler = create_diffusion("250")                               # official DDPM-250 sampling
   x0 = jax.jit(lambda k: sampler.p_sample_loop(model_fn, shape, k))(key)
+  sample = create_sampler(config)                                 # config.sample.sampler, one registry
 """
 
 from framedit_jax.diffusion.gaussian_diffusion import GaussianDiffusion
-from framedit_jax.diffusion.guidance import cfg_model_fn
+from framedit_jax.diffusion.guidance import guided_model_fn
 from framedit_jax.diffusion.math_utils import discretized_gaussian_log_likelihood
 from framedit_jax.diffusion.math_utils import mean_flat
 from framedit_jax.diffusion.math_utils import normal_kl
@@ -18,6 +19,8 @@ from framedit_jax.diffusion.ode_samplers import dpmpp_2m_sample_loop
 from framedit_jax.diffusion.ode_samplers import euler_sample_loop
 from framedit_jax.diffusion.respace import respace_betas
 from framedit_jax.diffusion.respace import space_timesteps
+from framedit_jax.diffusion.samplers import create_sampler
+from framedit_jax.diffusion.samplers import validate_sample_config
 from framedit_jax.diffusion.schedules import get_named_beta_schedule
 from framedit_jax.diffusion.timestep_sampler import LossSecondMomentResampler
 from framedit_jax.diffusion.timestep_sampler import UniformSampler
@@ -63,8 +66,8 @@ def create_diffusion(timestep_respacing='', noise_schedule='linear', learn_sigma
 
 
 __all__ = [
-    'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'cfg_model_fn', 'create_diffusion',
+    'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'create_diffusion', 'create_sampler',
     'create_named_schedule_sampler', 'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
     'mean_flat', 'normal_kl', 'respace_betas', 'space_timesteps',
-    'dpmpp_2m_sample_loop', 'euler_sample_loop',
+    'dpmpp_2m_sample_loop', 'euler_sample_loop', 'guided_model_fn', 'validate_sample_config',
 ]

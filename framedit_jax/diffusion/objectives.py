@@ -1,8 +1,8 @@
 """Training objective factory: `config.diffusion.objective` -> IDDPM `GaussianDiffusion` or `RectifiedFlow`.
 
   objective = 'iddpm' (default; official FrameDiT / Latte) | 'rectified_flow' (SD3, used by VideoDiT's base model)
-Both expose `training_losses(model_fn, x0, t, noise)` -> {'loss', 'mse', ...} and `p_sample_loop` /
-`ddim_sample_loop`; `sample_train_timesteps` draws the t each expects (int steps vs float in (0, 1)).
+Both expose `training_losses(model_fn, x0, t, noise)` -> {'loss', 'mse', ...}; their samplers are picked by
+`framedit_jax.diffusion.samplers`; `sample_train_timesteps` draws the t each expects (int steps vs float in (0, 1)).
 """
 
 from __future__ import annotations
