@@ -47,6 +47,7 @@ WRAPPERS = ('state_dict', 'model_state_dict')  # Lightning / LDM .ckpt, PIPs++ p
 WEIGHTS = ('ema', 'model')
 SKIP = object()  # `rename` result: a key the format defines as unused (dropped without a report)
 _LIST = 8  # names listed per category in a report
+_VARIANTS = ('fp16', 'bf16')  # diffusers weight variants
 
 
 class WeightsError(ValueError):
@@ -117,8 +118,9 @@ def folder_files(folder: str, what: str = 'weights', subfolder: str | None = Non
         return [os.path.join(d, s) for s in shards]
     for pattern in ('*.safetensors', '*.bin', '*.pt', '*.pth', '*.ckpt'):
       files = sorted(glob.glob(os.path.join(d, pattern)))
+      full = [f for f in files if not any(f'.{v}.' in os.path.basename(f) for v in _VARIANTS)]
       if files:
-        return files
+        return full or files  # `x.fp16.safetensors` beside `x.safetensors` is the same model in half precision
   where = f'{folder} (or its {subfolder}/)' if subfolder else folder
   raise FileNotFoundError(f'{what} folder {where} holds no *.safetensors / *.bin weights; pass the model folder '
                           '(config.json + weights) or the weight file itself.')
