@@ -81,7 +81,7 @@ def _number(s: Any, field: str, default: float) -> float:
 
 
 def _diffusion(d: Any, respacing: str):
-  from framedit_jax.diffusion import create_diffusion  # pylint: disable=g-import-not-at-top
+  from framedit_jax.diffusion.factory import create_diffusion  # pylint: disable=g-import-not-at-top
   return create_diffusion(timestep_respacing=respacing, noise_schedule=d.get('noise_schedule', 'linear'),
                           learn_sigma=bool(d.get('learn_sigma', True)),
                           diffusion_steps=int(d.get('diffusion_steps', 1000)), predict=d.get('predict', 'epsilon'))
