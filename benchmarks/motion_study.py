@@ -367,13 +367,15 @@ def main(argv=None):
     for r in [header] + rows:
       f.write(json.dumps(r) + '\n')
   stem = os.path.splitext(args.out)[0]
+  written = [args.out]
   if not args.no_plot:
-    report.plot(rows, baseline, scorer.motion_real, stem + '.png')
+    if report.plot(rows, baseline, scorer.motion_real, stem + '.png'):
+      written.append(stem + '.png')
     strip = np.concatenate(list(strips.values()))
     gen.write_png(stem + '_samples.png', gen.frame_strip(strip))
+    written.append(stem + '_samples.png')
   report.print_table(rows, baseline, scorer.motion_real, gt_speed)
-  print(f'total {header["total_s"] / 60:.1f} min; wrote {args.out}' + ('' if args.no_plot else f', {stem}.png, '
-                                                                          f'{stem}_samples.png'), flush=True)
+  print(f'total {header["total_s"] / 60:.1f} min; wrote {", ".join(written)}', flush=True)
   return rows
 
 

@@ -6,14 +6,17 @@ Every field can be overridden on the command line, e.g.
   python launch/train.py --config=configs/taichi128.py --workdir=/tmp/w \
       --config.model.name=FrameDiTG-XL/128-512/2 --config.optim.lr=2e-4
 
-Defaults follow the official FrameDiT configs (../shared/DESIGN.md §5).
+Defaults follow the official FrameDiT configs (minhkhoale/FrameDiT `configs/<dataset>/*_train.yaml`); the
+supplement's different values (arXiv 2603.09721 supplement §2.1: clip 1.0 from 100k, EMA 0.999) are options.
 """
 
+from configs import common
 import ml_collections
 
 
-def get_config():
+def get_config(arg: str | None = None):
   """Returns the default ConfigDict (official Taichi-style settings, no dataset)."""
+  common.parse_arg(arg, {}, 'configs/default.py')  # takes no config argument
   config = ml_collections.ConfigDict()
   config.seed = 0
 
@@ -34,6 +37,9 @@ def get_config():
   # 'auto' (on for CPU) | 'on' | 'off': materialise the residual cotangent per sublayer and use the backward of
   # models/matmul_vjp.py (same numbers)
   m.grad_barrier = 'auto'
+  # Frame parallelism (mesh.frame > 1): how Full 3D / Matrix Attention see other shards' K/V. 'gather' (all-gather
+  # K/V), 'ring' (ppermute ring + online softmax) or 'ulysses' (all-to-all over heads): parallel/context_parallel.py
+  m.context_parallel = 'gather'
   m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 

@@ -7,10 +7,12 @@ Runs on 2 CPU cores in about 5 minutes: builds the `sample_videos` TFDS dataset 
 checkpoints and sampled mp4s to the workdir. Running it again resumes from the last checkpoint.
 """
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/demo.py')  # takes no config argument
   config = default.get_config()
   config.seed = 0
 

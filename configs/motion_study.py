@@ -9,10 +9,12 @@ overridden by the demo's width/depth/heads).
   python launch/train.py --config=configs/motion_study.py --workdir=/tmp/ms   # one design alone (FrameDiT-H)
 """
 
+from configs import common
 from configs import demo
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/motion_study.py')  # takes no config argument
   config = demo.get_config()
 
   config.data.dataset = 'moving_shapes'  # builder config s32: 256 train / 64 test videos of 64 frames

@@ -12,10 +12,12 @@ The text encoder is a tiny randomly initialised T5 with a sentencepiece vocabula
 (no pretrained T5 can be downloaded here): its embeddings tell prompts apart but carry no language knowledge.
 """
 
+from configs import common
 from configs import t2v_common
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/t2v_demo.py')  # takes no config argument
   config = t2v_common.get_config()
   config.model.name = 'LatteT2V'
   config.model.dtype = 'float32'

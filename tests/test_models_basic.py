@@ -45,7 +45,7 @@ def test_untrained_model_outputs_exact_zero(name):
 
 @pytest.mark.parametrize('size,expected_m', [('S', 32.48), ('B', 129.55), ('L', 456.82), ('XL', 673.68)])
 def test_latte_param_counts_match_design(size, expected_m):
-  """DESIGN.md §2: trainable params of Latte at 256^2 (latent 32, p=2, learn_sigma, unconditional, 16 frames).
+  """Trainable params of the official `models/latte.py` at 256^2 (latent 32, p=2, learn_sigma, unconditional, T=16).
 
   The frozen sin-cos pos/temp embeddings are constants, not params, so the count is the trainable count.
   """

@@ -41,7 +41,7 @@ def create_objective(d: Any, num_sample_steps: int = 50):
     return rectified_flow_from_config(d, num_sample_steps)
   if objective != 'iddpm':
     raise ValueError(f'config.diffusion.objective must be one of {OBJECTIVES}, got {objective!r}.')
-  from framedit_jax.diffusion import create_diffusion  # pylint: disable=g-import-not-at-top
+  from framedit_jax.diffusion.factory import create_diffusion  # pylint: disable=g-import-not-at-top
   return create_diffusion(timestep_respacing='', noise_schedule=d.noise_schedule, learn_sigma=d.learn_sigma,
                           diffusion_steps=d.diffusion_steps, predict=d.get('predict', 'epsilon'))
 

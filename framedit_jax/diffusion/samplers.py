@@ -19,8 +19,9 @@ from typing import Any, Callable
 
 import jax
 
-from framedit_jax.diffusion import create_diffusion
-from framedit_jax.diffusion import ode_samplers
+from framedit_jax.diffusion.ode_samplers import dpmpp_2m_sample_loop
+from framedit_jax.diffusion.ode_samplers import euler_sample_loop
+from framedit_jax.diffusion.factory import create_diffusion
 from framedit_jax.diffusion.respace import space_timesteps
 
 SAMPLERS: dict[str, tuple[str, ...]] = {
@@ -118,7 +119,7 @@ def create_sampler(config: Any, clip_denoised: bool = False) -> SampleFn:
     return lambda model_fn, shape, key: diffusion.ddim_sample_loop(model_fn, shape, key, eta=eta,
                                                                    clip_denoised=clip_denoised)
   alphas_cumprod = _diffusion(d, '').alphas_cumprod
-  loop = ode_samplers.euler_sample_loop if name == 'euler' else ode_samplers.dpmpp_2m_sample_loop
+  loop = euler_sample_loop if name == 'euler' else dpmpp_2m_sample_loop
   return lambda model_fn, shape, key: loop(alphas_cumprod, model_fn, shape, key, num_steps=n)
 
 

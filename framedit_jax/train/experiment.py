@@ -62,6 +62,7 @@ def build_model(config, latent_channels: int, latent_size: int, num_frames: int 
       grad_barrier=grad_barrier(config))
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
     overrides['frame_axis'] = 'frame'
+    overrides['context_parallel'] = m.get('context_parallel', 'gather')  # parallel/context_parallel.py
   overrides.update(dict(m.get('overrides', {})))
   return get_model(m.name, **overrides)
 

@@ -65,6 +65,7 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'model.remat_policy': _choice(*REMAT_POLICIES),
       'model.scan_blocks': _choice(True, False),
       'model.grad_barrier': _choice('auto', 'on', 'off'),
+      'model.context_parallel': _choice('gather', 'ring', 'ulysses'),
       'diffusion.objective': _choice('iddpm', 'rectified_flow'),
       'diffusion.diffusion_steps': _POS_INT,
       'diffusion.noise_schedule': _choice('linear', 'cosine', 'squaredcos_cap_v2'),
