@@ -5,9 +5,10 @@ config saved with the latest checkpoint of `--workdir`) unless one is given. Eve
 path, `generate.Sampler` (`config.sample.sampler`, `num_steps`, `cfg_scale`), and videos are streamed to disk one
 batch at a time (memory is one batch, whatever `num_samples` is).
 
-Text-to-video weights: a `--checkpoint` (or `<workdir>/checkpoint`, the export of a T2V run) in the converted
-format of `framedit_jax.convert.checkpoint_io` (orbax params plus `framedit_model.json` with the model name and
-sizes); the text encoder is `config.text.root` (or the run's `t2v_run.json` `text_root`).
+Text-to-video weights: a `--checkpoint`, or the export a T2V run records in `<workdir>/t2v_run.json`
+(`checkpoint`; `<workdir>/checkpoint` without it), in the converted format of `framedit_jax.convert.checkpoint_io`
+(orbax params plus `framedit_model.json` with the model name and sizes); the text encoder is `config.text.root`
+(or the run's `t2v_run.json` `text_root`).
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ def load_text_to_video(config, workdir: str | None = None, checkpoint: str | Non
   """
   from framedit_jax.convert import checkpoint_io  # pylint: disable=g-import-not-at-top
   from framedit_jax.models.t2v import get_t2v_model  # pylint: disable=g-import-not-at-top
-  path = checkpoint or os.path.join(workdir, 'checkpoint')
+  run_file = os.path.join(workdir or '', T2V_RUN_FILE)
+  run = {}
+  if workdir and os.path.isfile(run_file):  # the export record a T2V training run writes
+    with open(run_file) as f:
+      run = json.load(f)
+  path = checkpoint or run.get('checkpoint') or os.path.join(workdir, 'checkpoint')
   if not os.path.isfile(os.path.join(path, checkpoint_io.META_FILE)):
     raise FileNotFoundError(f'{path} is not a text-to-video checkpoint (no {checkpoint_io.META_FILE}); pass '
                             f'--checkpoint=<a converted or exported T2V checkpoint>.')
@@ -100,11 +106,7 @@ def load_text_to_video(config, workdir: str | None = None, checkpoint: str | Non
   o = meta.get('overrides', {})
   module = get_t2v_model(meta.get('model_name', config.model.name), **o)
   latent_shape = (int(o['video_length']), int(o['sample_size']), int(o['sample_size']), int(o['in_channels']))
-  root = config.text.root
-  run_file = os.path.join(workdir or '', T2V_RUN_FILE)
-  if not root and workdir and os.path.isfile(run_file):
-    with open(run_file) as f:
-      root = json.load(f)['text_root']
+  root = config.text.root or run.get('text_root', '')
   return module, params, latent_shape, root
 
 
