@@ -19,9 +19,6 @@ from framedit_jax.diffusion.ode_samplers import euler_sample_loop
 from framedit_jax.diffusion.respace import respace_betas
 from framedit_jax.diffusion.respace import space_timesteps
 from framedit_jax.diffusion.schedules import get_named_beta_schedule
-from framedit_jax.diffusion.timestep_sampler import LossSecondMomentResampler
-from framedit_jax.diffusion.timestep_sampler import UniformSampler
-from framedit_jax.diffusion.timestep_sampler import create_named_schedule_sampler
 
 
 def create_diffusion(timestep_respacing='', noise_schedule='linear', learn_sigma=True, diffusion_steps=1000,
@@ -63,8 +60,8 @@ def create_diffusion(timestep_respacing='', noise_schedule='linear', learn_sigma
 
 
 __all__ = [
-    'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'cfg_model_fn', 'create_diffusion',
-    'create_named_schedule_sampler', 'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
+    'GaussianDiffusion', 'cfg_model_fn', 'create_diffusion',
+    'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
     'mean_flat', 'normal_kl', 'respace_betas', 'space_timesteps',
     'dpmpp_2m_sample_loop', 'euler_sample_loop',
 ]
