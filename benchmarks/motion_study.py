@@ -71,7 +71,8 @@ def parse_args(argv=None):
   p.add_argument('--chunk', type=int, default=5, help='steps per design per interleaved round')
   p.add_argument('--samples', type=int, default=32, help='generated videos per design and regime (and real clips '
                  'per half)')
-  p.add_argument('--sampler', default='ddim', choices=('ddim', 'ddpm'))
+  p.add_argument('--sampler', default=None, help="config.sample.sampler (default: the config's 'euler', the "
+                 'rectified-flow sampler; see framedit_jax/diffusion/samplers.py)')
   p.add_argument('--sample-steps', type=int, default=50)
   p.add_argument('--batch-size', type=int, default=None, help='training batch (default: config, 8)')
   p.add_argument('--lr', type=float, default=None)
@@ -112,7 +113,8 @@ def build_config(args, design: str):
   config.model.name = DESIGNS[design]
   config.data.dataset = args.dataset
   config.data.data_dir = args.data_dir
-  config.sample.sampler = args.sampler
+  if args.sampler:
+    config.sample.sampler = args.sampler
   config.sample.num_steps = args.sample_steps
   if args.batch_size:
     config.data.global_batch_size = args.batch_size

@@ -37,6 +37,9 @@ def get_config(arg: str | None = None):
   # 'auto' (on for CPU) | 'on' | 'off': materialise the residual cotangent per sublayer and use the backward of
   # models/matmul_vjp.py (same numbers)
   m.grad_barrier = 'auto'
+  # Frame parallelism (mesh.frame > 1): how Full 3D / Matrix Attention see other shards' K/V. 'gather' (all-gather
+  # K/V), 'ring' (ppermute ring + online softmax) or 'ulysses' (all-to-all over heads): parallel/context_parallel.py
+  m.context_parallel = 'gather'
   m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
@@ -114,7 +117,7 @@ def get_config(arg: str | None = None):
 
   # ---------------------------------------------------------------- sampling
   config.sample = s = ml_collections.ConfigDict()
-  s.sampler = 'ddpm'  # 'ddpm' | 'ddim'
+  s.sampler = 'ddpm'  # iddpm: 'ddpm' | 'ddim' | 'euler' | 'dpmpp_2m'; rectified_flow: 'euler' (diffusion/samplers.py)
   s.num_steps = 250  # respacing: DDPM-250 (official) or DDIM-N
   s.ddim_eta = 0.0
   s.cfg_scale = 1.0  # >1 enables classifier-free guidance (class-conditional models)

@@ -73,6 +73,6 @@ def with_iddpm(config):
   config.optim.lr = 3e-4
   config.optim.warmup_steps = 0
   config.train.num_steps = 300
-  config.sample.sampler = 'ddpm'
+  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
   config.sample.num_steps = 100
   return config

@@ -31,7 +31,7 @@ def get_config(arg: str | None = None):
   config.train.ckpt_every = 500
   config.train.keep = 1
 
-  config.sample.sampler = 'ddim'  # the label only: rectified flow always samples with Euler
+  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
   config.sample.num_samples = 8
   config.sample.batch_size = 8
   return config

@@ -363,5 +363,3 @@ class GaussianDiffusion:
   ddim_sample = sampling.ddim_sample
   p_sample_loop = sampling.p_sample_loop
   ddim_sample_loop = sampling.ddim_sample_loop
-  p_sample_loop_python = sampling.p_sample_loop_python
-  ddim_sample_loop_python = sampling.ddim_sample_loop_python

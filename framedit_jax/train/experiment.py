@@ -7,7 +7,8 @@ the device mesh and the backbone, and then hands out the pieces every entry poin
     out_shardings)``) and its orbax restore;
   * ``dataset(split)``: the host-local batch iterator (JPEG-frame records or the latent cache);
   * ``train_step(state_shardings)``, ``encoder()``: the jitted step and the in-loop VAE encoder;
-  * ``generate(params, key, num, labels)``: EMA samples decoded to pixels (jitted sampler cached per shape);
+  * ``generate(params, key, num, labels)``: EMA samples decoded to pixels (``generate.Sampler``, compiled
+    once per shape, params as arguments);
   * ``load_params(workdir, checkpoint)``: EMA weights of a training run or params of a converted checkpoint.
 
 Used by ``train/loop.py``, ``launch/{train,sample,eval,convert_checkpoint}.py`` and ``benchmarks/``.
@@ -16,7 +17,6 @@ Used by ``train/loop.py``, ``launch/{train,sample,eval,convert_checkpoint}.py`` 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +61,7 @@ def build_model(config, latent_channels: int, latent_size: int, num_frames: int 
       grad_barrier=grad_barrier(config))
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
     overrides['frame_axis'] = 'frame'
+    overrides['context_parallel'] = m.get('context_parallel', 'gather')  # parallel/context_parallel.py
   overrides.update(dict(m.get('overrides', {})))
   return get_model(m.name, **overrides)
 
@@ -135,8 +136,7 @@ class Experiment:
     self.latent_shape = (t_latent + int(d.use_image_num), latent_size, latent_size, self.vae.latent_channels)
     self.model = build_model(config, self.vae.latent_channels, latent_size, t_latent)
     self.optimizer = make_optimizer(config.optim)
-    self._samplers: dict[tuple[int, ...], Any] = {}
-    self._sample_diffusion = None
+    self._sampler = None
 
   # ------------------------------------------------------------------ state
   def create_state(self):
@@ -190,23 +190,20 @@ class Experiment:
     return jax.jit(lambda v, k: vae.encode_video(v, key=k, sample=True))
 
   # ------------------------------------------------------------------ sampling
-  def sampler(self, batch_size: int):
-    """The jitted sampler for ``batch_size`` videos (built once per shape)."""
-    shape = (int(batch_size),) + self.latent_shape
-    if shape not in self._samplers:
-      if self._sample_diffusion is None:
-        self._sample_diffusion = gen.sampling_diffusion(self.config)
-      self._samplers[shape] = gen.make_sampler(self.model, self._sample_diffusion, self.config, shape)
-    return self._samplers[shape]
+  def sampler(self):
+    """The ``generate.Sampler`` of this config (its compiled samplers are cached per shape, params are arguments)."""
+    if self._sampler is None:
+      self._sampler = gen.Sampler(gen.class_apply_fn(self.model), self.config, self.vae.latent_channels)
+    return self._sampler
 
   def generate(self, params, key: jax.Array, num: int, labels: np.ndarray | None = None) -> np.ndarray:
     """``num`` videos, float32 ``(num, num_frames, H, W, 3)`` in [-1, 1], decoded by the VAE for latent
-    models; image-joint frames are dropped. ``labels``: int ``(num,)`` for class-conditional models."""
+    models; image-joint frames are dropped. ``labels``: int ``(num,)`` for class-conditional models (guided
+    against the null label when ``config.sample.cfg_scale != 1``)."""
+    cond, null_cond = gen.label_condition(labels, int(self.config.model.num_classes), self.config.sample.cfg_scale)
     with jax.set_mesh(self.mesh):
-      sampler = self.sampler(num)
-      videos = gen.generate(self.model, params, self._sample_diffusion, self.config, key, num,
-                            latent_shape=self.latent_shape, labels=labels,
-                            vae=None if self.pixel_space else self.vae, sampler=sampler)
+      videos = gen.generate(self.sampler(), params, key, (int(num),) + self.latent_shape, cond, null_cond,
+                            vae=None if self.pixel_space else self.vae)
     return videos[:, :int(self.config.data.num_frames)]
 
   def default_labels(self, n: int, start: int = 0) -> np.ndarray | None:

@@ -33,7 +33,7 @@ from framedit_jax.text import TextEncoder
 from framedit_jax.text.cache import build_text_cache
 from framedit_jax.train import lora as lora_lib
 from framedit_jax.train.optimizer import make_optimizer
-from framedit_jax.train.state import ema_update
+from framedit_jax.train.state import ema_update_every
 
 RUN_FILE = 't2v_run.json'
 
@@ -171,7 +171,7 @@ def train_t2v(config, workdir: str) -> dict[str, Any]:
     loss, grads = jax.value_and_grad(loss_fn)(trainable)
     updates, opt_state = optimizer.update(grads, opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
-    ema = jax.lax.cond((step + 1) % ema_every == 0, lambda e: ema_update(e, trainable, decay), lambda e: e, ema)
+    ema = ema_update_every(ema, trainable, step, ema_every, decay)  # official phase and decay ** every
     return trainable, opt_state, ema, loss
 
   from framedit_jax.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top

@@ -65,6 +65,7 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'model.remat_policy': _choice(*REMAT_POLICIES),
       'model.scan_blocks': _choice(True, False),
       'model.grad_barrier': _choice('auto', 'on', 'off'),
+      'model.context_parallel': _choice('gather', 'ring', 'ulysses'),
       'diffusion.objective': _choice('iddpm', 'rectified_flow'),
       'diffusion.diffusion_steps': _POS_INT,
       'diffusion.noise_schedule': _choice('linear', 'cosine', 'squaredcos_cap_v2'),
@@ -104,10 +105,6 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'train.fvd_num_videos': ('an integer >= 2', lambda v: _is_int(v) and v >= 2),
       'train.nan_policy': _choice('halt', 'skip'),
       'train.peak_tflops': _NONNEG,
-      'sample.sampler': _choice('ddpm', 'ddim'),
-      'sample.num_steps': _POS_INT,
-      'sample.ddim_eta': _NONNEG,
-      'sample.cfg_scale': _NONNEG,
       'sample.num_samples': _POS_INT,
       'sample.batch_size': _POS_INT,
       'sample.fps': _POS_INT,
@@ -154,9 +151,8 @@ def check_fields(config) -> None:
   if d.get('use_latents', False) and not d.get('latents_dir', None):
     raise ValueError('config.data.use_latents=True needs config.data.latents_dir: the folder written by '
                      'launch/prepare_latents.py.')
-  if int(config.sample.num_steps) > int(config.diffusion.diffusion_steps):
-    raise ValueError(f'config.sample.num_steps={config.sample.num_steps} must be <= '
-                     f'config.diffusion.diffusion_steps={config.diffusion.diffusion_steps}.')
+  from framedit_jax.diffusion.samplers import validate_sample_config  # pylint: disable=g-import-not-at-top
+  validate_sample_config(config)  # sample.{sampler, num_steps, ddim_eta, cfg_scale} against the objective
 
 
 def validate_config(config, *, mesh=None, vae=None) -> None:
