@@ -53,7 +53,8 @@ def get_config(arg: str | None = None):
   config.train.ckpt_every = 100
   config.train.keep = 2
 
-  config.sample.num_steps = 50  # Euler steps (rectified flow)
+  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
+  config.sample.num_steps = 50  # Euler steps
   config.sample.num_samples = 4
   config.sample.fps = 8
   return config
@@ -72,6 +73,6 @@ def with_iddpm(config):
   config.optim.lr = 3e-4
   config.optim.warmup_steps = 0
   config.train.num_steps = 300
-  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
+  config.sample.sampler = 'ddpm'
   config.sample.num_steps = 100
   return config
