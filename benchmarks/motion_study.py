@@ -21,8 +21,8 @@ One process, one command:
      real-vs-real baseline at the same N):
        - FVD (I3D Kinetics-400 logits, StyleGAN-V protocol features; `framedit_jax.eval.fvd`),
        - FVMD (PIPs++ tracks; only with `--fvmd_weights`),
-       - MFD, the tracker-free motion Fréchet distance, and mean speed etc. (`framedit_jax.eval.motion_stats`),
-       - FCD, the per-frame content Fréchet distance (`framedit_jax.eval.frame_stats`; FID proper needs
+       - MFD, the tracker-free motion Fréchet distance, and mean speed etc. (`benchmarks/motion_stats.py`),
+       - FCD, the per-frame content Fréchet distance (`benchmarks/frame_stats.py`; FID proper needs
          InceptionV3 weights that cannot be downloaded here);
   5. appends one JSON line per design x regime (hyperparameters, steps, times, losses, metrics, git commit,
      machine) after a header line to `--out`, writes a plot (`<out>.png`) and a strip of sample frames

@@ -11,7 +11,7 @@ The config is `--config` or, without it, the one saved with the latest checkpoin
 `config.sample.sampler` ('ddpm' | 'ddim' | 'euler' | 'dpmpp_2m', or 'euler' for rectified flow) with
 `config.sample.num_steps` steps and guidance `config.sample.cfg_scale` (against the null label, or the empty
 prompt for text-to-video); see framedit_jax/diffusion/samplers.py. Weights: the EMA of the latest checkpoint in
---workdir (a text-to-video run: its exported `<workdir>/checkpoint`), or --checkpoint.
+--workdir (a text-to-video run: the export its `t2v_run.json` names), or --checkpoint.
 """
 
 import os

@@ -23,14 +23,11 @@ from framedit_jax.diffusion.respace import space_timesteps
 from framedit_jax.diffusion.samplers import create_sampler
 from framedit_jax.diffusion.samplers import validate_sample_config
 from framedit_jax.diffusion.schedules import get_named_beta_schedule
-from framedit_jax.diffusion.timestep_sampler import LossSecondMomentResampler
-from framedit_jax.diffusion.timestep_sampler import UniformSampler
-from framedit_jax.diffusion.timestep_sampler import create_named_schedule_sampler
 
 
 __all__ = [
-    'GaussianDiffusion', 'LossSecondMomentResampler', 'UniformSampler', 'create_diffusion', 'create_sampler',
-    'create_named_schedule_sampler', 'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
+    'GaussianDiffusion', 'create_diffusion', 'create_sampler',
+    'discretized_gaussian_log_likelihood', 'get_named_beta_schedule',
     'mean_flat', 'normal_kl', 'respace_betas', 'space_timesteps',
     'dpmpp_2m_sample_loop', 'euler_sample_loop', 'guided_model_fn', 'validate_sample_config',
 ]

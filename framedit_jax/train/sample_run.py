@@ -27,9 +27,9 @@ T2V_RUN_FILE = 't2v_run.json'
 
 
 def is_text_to_video(config) -> bool:
-  """Whether ``config.model.name`` is a text-to-video model (``framedit_jax.models.t2v``)."""
+  """Whether ``config.task`` is 't2v' or ``config.model.name`` a text-to-video model (``framedit_jax.models.t2v``)."""
   from framedit_jax.models.t2v import T2V_MODELS  # pylint: disable=g-import-not-at-top
-  return config.model.name in T2V_MODELS
+  return config.get('task', None) == 't2v' or config.model.name in T2V_MODELS
 
 
 def run_config(workdir: str | None = None, checkpoint: str | None = None):
