@@ -64,7 +64,7 @@ def test_converter_lists_keys_and_reads_files(fixture, tmp_path):
   with pytest.raises(ValueError, match='patch size 2'):
     convert_dit_state_dict(sd, 'DiT-S/4', **arch)
   # .pt (bare state_dict, as the released DiT-XL-2-256x256.pt) and .safetensors give the same params; sizes inferred
-  torch = pytest.importorskip('torch')
+  import torch
   from safetensors.numpy import save_file
   torch.save({'module.' + k: torch.from_numpy(v) for k, v in sd.items()}, tmp_path / 'DiT.pt')
   save_file(sd, str(tmp_path / 'DiT.safetensors'))

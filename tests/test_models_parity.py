@@ -108,7 +108,7 @@ def test_checkpoint_files_roundtrip_to_orbax(fixture, tmp_path):
   with pytest.raises(FileExistsError):
     checkpoint_io.save_params(params, out_dir, m['name'])
 
-  torch = pytest.importorskip('torch')
+  import torch
   ckpt = {'model': {k: torch.zeros(v.shape) for k, v in sd.items()},
           'ema': {k: torch.from_numpy(v) for k, v in sd.items()},
           'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-4}]}, 'lr_scheduler': None, 'train_steps': 7}

@@ -1,4 +1,4 @@
-"""adaLN-Zero transformer blocks and the final layer (DiT / Latte, DESIGN.md §2).
+"""adaLN-Zero transformer blocks and the final layer (DiT, Peebles & Xie 2023; official `models/latte.py`).
 
 Every block: `mod = adaLN_modulation(SiLU(c))` split into (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp,
 gate_mlp); `x += gate_msa * mixer(modulate(LN(x)))`; `x += gate_mlp * mlp(modulate(LN(x)))`. LN is non-affine
@@ -108,6 +108,8 @@ class DiTBlock(nn.Module):
     Other attributes configure the mixer (see `MatrixAttention`, `HybridTemporalAttention`).
     frame_axis: mesh axis sharding T when run inside `jax.shard_map` (frame parallelism): temporal mixers then
       communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
+    context_parallel: 'gather' (that K/V all-gather), 'ring' or 'ulysses' for 'matrix' / 'full3d' / the matrix
+      branch of 'hybrid' (`framedit_jax.parallel.context_parallel`); 'local' is always the all-to-all.
     grad_barrier: materialise the residual-stream cotangent at the input of both sublayers in the backward
       (`grad_barrier.materialize_cotangent`: same numbers, ~20% faster train step on XLA CPU). It also sets the
       mixers' and the MLP's `matmul_vjp` (backward matmuls in XLA CPU's fast kernels, `models/matmul_vjp.py`);
@@ -128,11 +130,13 @@ class DiTBlock(nn.Module):
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
   grad_barrier: bool = False
+  context_parallel: str = 'gather'
 
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
     attn = lambda kv_axis=None: Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=kv_axis,
-                                          matmul_vjp=self.grad_barrier, name='attn')
+                                          matmul_vjp=self.grad_barrier, context_parallel=self.context_parallel,
+                                          name='attn')
     if self.mixer == 'spatial':
       return attn()(x.reshape(b * t, n, d)).reshape(b, t, n, d)
     if self.mixer == 'local':
@@ -142,11 +146,12 @@ class DiTBlock(nn.Module):
     if self.mixer == 'matrix':
       return MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads, self.u_type,
                              dtype=self.dtype, frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier,
-                             name='attn')(x)
+                             context_parallel=self.context_parallel, name='attn')(x)
     if self.mixer == 'hybrid':
       return HybridTemporalAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads,
                                      self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
-                                     frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier, name='attn')(x)
+                                     frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier,
+                                     context_parallel=self.context_parallel, name='attn')(x)
     raise ValueError(f'mixer must be one of {MIXERS}, got {self.mixer!r}.')
 
   @nn.compact
