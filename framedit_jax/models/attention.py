@@ -4,7 +4,7 @@ The math lives in small pure functions (`dot_product_attention`, `matrix_linear`
 `matrix_attention_apply`, `matrix_attention`) so that a frame-parallel (shard_map) version can reuse them; the
 Flax modules only own the parameters.
 
-Matrix Attention (FrameDiT-G, DESIGN.md §3, official `models/framedit_g.py`): a frame X_t (N x D) is projected by
+Matrix Attention (FrameDiT-G; supplement §1 Eq. 11, official `models/framedit_g.py`): frame X_t (N x D) is projected by
 `MatrixLinear(X) = U^T X W + B`; r rows are split into C column heads of a rows, D into R row heads of b columns;
 score(t, t') = <Q_t^h, K_t'^h>_F / sqrt(a b), softmax over t', output sum_t' A V_t'^h, re-tiled and projected by a
 MatrixLinear back to N x D.
@@ -66,7 +66,7 @@ def matrix_linear(x: jax.Array, u: jax.Array | None, w: jax.Array, matmul_vjp_w:
 
   Returns:
     `(..., r, K)`. Cost per frame: (U^T X) W = r N D + r D K, U^T (X W) = N D K + r N K; the smaller is used, so
-    the r > N projections never pay 2 r D^2 (DESIGN.md §3). U^T is applied as a batched matmul with U broadcast
+    the r > N projections never pay 2 r D^2 (order picked by shape). U^T is applied as a batched matmul with U broadcast
     over the leading axes (`batch_broadcast.broadcast_leading`): its output is already `(..., r, K)` (a plain
     `einsum('nr,...nk->...rk')` is a dot whose output XLA must transpose), and U's gradient is one matvec.
   """

@@ -1,4 +1,7 @@
-"""The video diffusion transformer shared by Latte, DiT3D, FrameDiT-G and FrameDiT-H (DESIGN.md §2-3).
+"""The video diffusion transformer shared by Latte, DiT3D, FrameDiT-G and FrameDiT-H.
+
+Source: Latte (arXiv 2401.03048) §3.2 Variant 1; official `models/latte.py`, `models/framedit_g.py`,
+`models/framedit_h.py`, `models/dit3d.py` of minhkhoale/FrameDiT.
 
 Layout: `x (B, T, H, W, C)` -> patch embed `(B, T, N, D)` + 2-D sin-cos -> blocks -> final layer -> unpatchify.
   * temporal='local' (Latte), 'matrix' (FrameDiT-G), 'hybrid' (FrameDiT-H): even blocks are spatial, odd blocks

@@ -1,4 +1,4 @@
-"""adaLN-Zero transformer blocks and the final layer (DiT / Latte, DESIGN.md §2).
+"""adaLN-Zero transformer blocks and the final layer (DiT, Peebles & Xie 2023; official `models/latte.py`).
 
 Every block: `mod = adaLN_modulation(SiLU(c))` split into (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp,
 gate_mlp); `x += gate_msa * mixer(modulate(LN(x)))`; `x += gate_mlp * mlp(modulate(LN(x)))`. LN is non-affine

@@ -1,4 +1,6 @@
-"""FrameDiT-H temporal mixer: Local Factorized attention fused with Matrix Attention (DESIGN.md §3).
+"""FrameDiT-H temporal mixer: Local Factorized attention fused with Matrix Attention.
+
+Source: official `models/framedit_h.py`; the gated form is FrameDiT supplement §2.3 Eq. 18.
 
 Official `FusedMatrixAttention` (`models/framedit_h.py`). Both branches read the same modulated input:
   * concat: `Y = output_linear([LN_l(local) ; LN_g(global)])` (one Linear 2D -> D);

@@ -1,6 +1,6 @@
 """Model names -> `LatteStyleDiT` configurations (official registry names, extended to every size and patch).
 
-Grammar (DESIGN.md §2; official `models/__init__.py`):
+Grammar (official `models/__init__.py` of minhkhoale/FrameDiT):
   Latte-{S,B,M,L,XL}/{2,4,8}                 LatteIMG-...            Local Factorized (Latte Variant 1)
   DiT3D-{S,B,M,L,XL}/{2,4,8}                                        Full 3D attention
   FrameDiTG-{size}/{64-256,128-512}/{p}[-softmax_u]      FrameDiTGIMG-...   Matrix Attention
