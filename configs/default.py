@@ -19,6 +19,7 @@ def get_config(arg: str | None = None):
   common.parse_arg(arg, {}, 'configs/default.py')  # takes no config argument
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.task = 'video'  # 'video' (class/unconditional diffusion) | 't2v' (configs/t2v_*.py) | 'dpvae' (DP-VAE)
 
   # ---------------------------------------------------------------- model
   config.model = m = ml_collections.ConfigDict()
@@ -66,7 +67,6 @@ def get_config(arg: str | None = None):
   dd.use_image_num = 0  # image-video joint training (IMG variants)
   dd.video_prob = 1.0  # VideoDiT joint training: each step is a video step w.p. p, else B*T single frames
   dd.global_batch_size = 16  # official: local 4 x grad-accum 4 per GPU
-  dd.shuffle_buffer = 256
   dd.num_parallel_calls = -1  # Grain read threads; -1 = one per CPU
   dd.prefetch = 2  # batches Grain prefetches ahead
   dd.use_latents = False  # read a latent cache made by launch/prepare_latents.py

@@ -33,7 +33,6 @@ def get_config(arg: str | None = None):
   config.data.num_frames = 10  # >= 9 so the samples can be scored by I3D (FVD)
   config.data.frame_interval = 2
   config.data.global_batch_size = 8
-  config.data.shuffle_buffer = 64
 
   # Rectified flow (SD3 velocity target, Euler sampler) at lr 2e-3 with time shift 2 gives the samples closest to
   # the clips in the demo's budget. FVD(samples, real) / FVD(real, real) at N=8 (README commands, same seeds):

