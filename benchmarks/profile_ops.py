@@ -4,7 +4,8 @@ Builds the same compiled train step as benchmarks/step_time.py for each design, 
 `jax.profiler.trace(create_perfetto_trace=True)`, and prints the top ops by total time (one JSON line per design
 with the list, and the top ops of each of the 8 largest op kinds). Times are summed raw durations: on a busy
 machine they include time spent waiting for cores, so read them as shares of the step, not as wall time. Op
-names are XLA HLO instruction names (fusion.N, dot.N, ...); look them up in `--dump-hlo DIR` (the optimized HLO text of each train step) to see what each computes.
+names are XLA HLO instruction names (fusion.N, dot.N, ...); look them up in `--dump-hlo DIR` (the optimized HLO
+text of each train step) to see what each computes.
 
   python benchmarks/profile_ops.py --designs local,g --frames 16 --sizes 16 --depth 2
 """
