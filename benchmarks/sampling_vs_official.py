@@ -245,7 +245,10 @@ def table(records: list[dict[str, Any]]) -> list[str]:
            f'# {"design":<8} {"B":>2} {"sampler":<9} {"ours":>8} {"ours+c":>8} {"official":>9} {"ratio":>6} '
            f'{"ratio+c":>7} {"max|diff|":>9}']
   for r in records:
-    if r['part'] != 'time':
+    if r['part'] == 'fvd':
+      lines.append(f'# demo N={r["num_videos"]}: FVD ddpm{r["ddpm_steps"]} {r["fvd_ddpm"]:.1f}, dpmpp{r["dpmpp_steps"]} '
+                   f'{r["fvd_dpmpp"]:.1f}, real-vs-real {r["fvd_real_vs_real"]:.1f}, dpmpp vs ddpm '
+                   f'{r["fvd_dpmpp_vs_ddpm"]:.1f}; s/video {r["ddpm_video_s"]:.3f} vs {r["dpmpp_video_s"]:.3f}')
       continue
     lines.append(f'# {r["design"]:<8} {r["batch"]:>2} {r["sampler"]:<9} {r["ours_video_s"]:>8.3f} '
                  f'{r["ours_video_s_with_compile"]:>8.3f} {r.get("official_video_s", float("nan")):>9.3f} '
