@@ -191,7 +191,7 @@ def resolved_settings(args) -> dict[str, Any]:
 
 def base_record(args, case: Case) -> dict[str, Any]:
   if _is_design_space(case.name):  # Latte design space / VideoDiT: their own FLOP model; shape fields of Latte
-    from framedit_jax.models import design_flops  # pylint: disable=g-import-not-at-top
+    import design_flops  # pylint: disable=g-import-not-at-top  (benchmarks/design_flops.py)
     fwd = design_flops.design_forward_flops(case.name, input_size=case.size, num_frames=case.frames,
                                             batch_size=args.batch, **case.overrides)['total']
     latte = common.model_name('local', args.model_size, args.rank, args.patch)

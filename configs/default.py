@@ -6,16 +6,20 @@ Every field can be overridden on the command line, e.g.
   python launch/train.py --config=configs/taichi128.py --workdir=/tmp/w \
       --config.model.name=FrameDiTG-XL/128-512/2 --config.optim.lr=2e-4
 
-Defaults follow the official FrameDiT configs (../shared/DESIGN.md §5).
+Defaults follow the official FrameDiT configs (minhkhoale/FrameDiT `configs/<dataset>/*_train.yaml`); the
+supplement's different values (arXiv 2603.09721 supplement §2.1: clip 1.0 from 100k, EMA 0.999) are options.
 """
 
+from configs import common
 import ml_collections
 
 
-def get_config():
+def get_config(arg: str | None = None):
   """Returns the default ConfigDict (official Taichi-style settings, no dataset)."""
+  common.parse_arg(arg, {}, 'configs/default.py')  # takes no config argument
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.task = 'video'  # 'video' (class/unconditional diffusion) | 't2v' (configs/t2v_*.py) | 'dpvae' (DP-VAE)
 
   # ---------------------------------------------------------------- model
   config.model = m = ml_collections.ConfigDict()
@@ -34,6 +38,9 @@ def get_config():
   m.scan_blocks = ml_collections.FieldReference('auto', field_type=object)
   # 'auto' | 'on' | 'off': the XLA CPU backward kernels of framedit_jax/models/cpu (same params and numbers).
   m.cpu_kernels = 'auto'
+  # Frame parallelism (mesh.frame > 1): how Full 3D / Matrix Attention see other shards' K/V. 'gather' (all-gather
+  # K/V), 'ring' (ppermute ring + online softmax) or 'ulysses' (all-to-all over heads): parallel/context_parallel.py
+  m.context_parallel = 'gather'
   m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
@@ -60,7 +67,6 @@ def get_config():
   dd.use_image_num = 0  # image-video joint training (IMG variants)
   dd.video_prob = 1.0  # VideoDiT joint training: each step is a video step w.p. p, else B*T single frames
   dd.global_batch_size = 16  # official: local 4 x grad-accum 4 per GPU
-  dd.shuffle_buffer = 256
   dd.num_parallel_calls = -1  # Grain read threads; -1 = one per CPU
   dd.prefetch = 2  # batches Grain prefetches ahead
   dd.use_latents = False  # read a latent cache made by launch/prepare_latents.py
@@ -111,7 +117,7 @@ def get_config():
 
   # ---------------------------------------------------------------- sampling
   config.sample = s = ml_collections.ConfigDict()
-  s.sampler = 'ddpm'  # 'ddpm' | 'ddim'
+  s.sampler = 'ddpm'  # iddpm: 'ddpm' | 'ddim' | 'euler' | 'dpmpp_2m'; rectified_flow: 'euler' (diffusion/samplers.py)
   s.num_steps = 250  # respacing: DDPM-250 (official) or DDIM-N
   s.ddim_eta = 0.0
   s.cfg_scale = 1.0  # >1 enables classifier-free guidance (class-conditional models)

@@ -7,10 +7,12 @@ Runs on 2 CPU cores in about 5 minutes: builds the `sample_videos` TFDS dataset 
 checkpoints and sampled mp4s to the workdir. Running it again resumes from the last checkpoint.
 """
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/demo.py')  # takes no config argument
   config = default.get_config()
   config.seed = 0
 
@@ -31,7 +33,6 @@ def get_config():
   config.data.num_frames = 10  # >= 9 so the samples can be scored by I3D (FVD)
   config.data.frame_interval = 2
   config.data.global_batch_size = 8
-  config.data.shuffle_buffer = 64
 
   # Rectified flow (SD3 velocity target, Euler sampler) at lr 2e-3 with time shift 2 gives the samples closest to
   # the clips in the demo's budget. FVD(samples, real) / FVD(real, real) at N=8 (README commands, same seeds):
@@ -52,7 +53,8 @@ def get_config():
   config.train.ckpt_every = 100
   config.train.keep = 2
 
-  config.sample.num_steps = 50  # Euler steps (rectified flow)
+  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
+  config.sample.num_steps = 50  # Euler steps
   config.sample.num_samples = 4
   config.sample.fps = 8
   return config

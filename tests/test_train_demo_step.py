@@ -93,7 +93,7 @@ def test_gradient_accumulation_equals_one_big_batch(setup):
 
 def test_mfu_flop_count_matches_xla(setup):
   """The loop's analytic train-step FLOPs (for MFU) agree with XLA's count of the real compiled step."""
-  from framedit_jax.train.loop import _train_flops
+  from framedit_jax.train.tasks.video import train_flops
   from framedit_jax.train.step import train_step
   config, batch, model, diffusion, optimizer, state = setup
   b = {'video': jnp.asarray(batch['video']), 'label': jnp.asarray(batch['label'])}
@@ -103,5 +103,5 @@ def test_mfu_flop_count_matches_xla(setup):
   cost = step.lower(state, b).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   d = config.data
-  analytic = _train_flops(config, (d.num_frames, d.image_size, d.image_size, 3))
+  analytic = train_flops(config, (d.num_frames, d.image_size, d.image_size, 3))
   assert 0.85 < cost['flops'] / analytic < 1.15

@@ -1,4 +1,4 @@
-"""DP-VAE training (launch/train_vae.py's library call): loss falls, exact resume, mp4s, export loads."""
+"""DP-VAE training on the one trainer (config.task='dpvae'): loss falls, exact resume, mp4s, export loads."""
 
 import os
 import sys
@@ -38,17 +38,16 @@ def data_dir(tmp_path_factory):
 
 
 def test_loss_falls_resume_is_bit_identical_and_export_loads(tmp_path, data_dir):
-  from framedit_jax.train.dpvae_loop import train_dpvae
+  from framedit_jax.train.loop import train_and_evaluate
   from framedit_jax.vae import load_vae
 
-  ref_state, history = train_dpvae(_config(data_dir), str(tmp_path / 'ref'))
-  recon = [r for _, r in history]
-  assert len(recon) == 4 and recon[-1] < 0.8 * recon[0], recon  # reconstruction loss falls
+  ref_state = train_and_evaluate(_config(data_dir), str(tmp_path / 'ref'))
+  recon = tu.scalars(tmp_path / 'ref', 'train/recon')
+  assert sorted(recon) == [1, 2, 3, 4] and recon[4] < 0.8 * recon[1], recon  # reconstruction loss falls
 
   work = str(tmp_path / 'resumed')
-  train_dpvae(_config(data_dir, **{'train.num_steps': 2}), work)
-  state, history2 = train_dpvae(_config(data_dir), work)  # resumes at step 2, runs steps 3-4
-  assert [s for s, _ in history2] == [3, 4]
+  train_and_evaluate(_config(data_dir, **{'train.num_steps': 2}), work)
+  state = train_and_evaluate(_config(data_dir), work)  # resumes at step 2, runs steps 3-4
   assert int(state.step) == 4
   for a, b in zip(jax.tree.leaves((ref_state.g_params, ref_state.d_params, ref_state.g_opt)),
                   jax.tree.leaves((state.g_params, state.d_params, state.g_opt))):
@@ -73,10 +72,10 @@ def test_loss_falls_resume_is_bit_identical_and_export_loads(tmp_path, data_dir)
 
 
 def test_bad_config_errors_before_compiling(tmp_path, data_dir):
-  from framedit_jax.train.dpvae_loop import train_dpvae
+  from framedit_jax.train.loop import train_and_evaluate
   with pytest.raises(ValueError, match='num_frames=5 must be a multiple of config.dpvae.t_g=2'):
-    train_dpvae(_config(data_dir, **{'data.num_frames': 5}), str(tmp_path))
+    train_and_evaluate(_config(data_dir, **{'data.num_frames': 5}), str(tmp_path))
   with pytest.raises(ValueError, match='t_g=4 needs 2 temporal downsamplings'):
-    train_dpvae(_config(data_dir, **{'dpvae.t_g': 4}), str(tmp_path))
+    train_and_evaluate(_config(data_dir, **{'dpvae.t_g': 4}), str(tmp_path))
   with pytest.raises(FileNotFoundError, match='key_vae_checkpoint=/nonexistent'):
-    train_dpvae(_config(data_dir, **{'dpvae.key_vae_checkpoint': '/nonexistent'}), str(tmp_path))
+    train_and_evaluate(_config(data_dir, **{'dpvae.key_vae_checkpoint': '/nonexistent'}), str(tmp_path))

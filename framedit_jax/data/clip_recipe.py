@@ -6,7 +6,7 @@ Used by both batch iterators (JPEG-frame records in `framedit_jax.data.pipeline`
     (seed, step, process) -> stream positions  (`positions`)
     position -> (video index, frame indices, flip, image frames, labels)  (`ClipRecipe.plan`)
 
-Rules (official `datasets/`, ../shared/DESIGN.md §6):
+Rules (official `datasets/` of minhkhoale/FrameDiT):
   * window start: `TemporalRandomCrop(num_frames * frame_interval)`, uniform in
     [0, max(0, total - window - 1)] (`datasets/video_transforms.py`).
   * frame indices: video-only loaders (`<name>_datasets.py`) take
@@ -48,6 +48,7 @@ DATASET_RULES = {
     'ucf101': Rule('full', 'squash', True, True, 'linspace'),
     'ucf101_videos': Rule('full', 'squash', True, True, 'linspace'),
     'video_folder': Rule('full', 'crop_resize', True, False, 'stride'),
+    'text_video_folder': Rule('s256', 'crop_resize', True, False, 'stride'),  # captions; official T2V: random flip
 }
 
 

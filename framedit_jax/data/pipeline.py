@@ -20,7 +20,9 @@ Design (exact resume): every batch is a pure function of (seed, step, process_in
     repeating or skipping data.
 
 Batch: {'video': float32 (B, T, H, W, 3) in [-1, 1], 'label': int32 (B,)}, T = num_frames + use_image_num,
-plus 'label_image': int32 (B, use_image_num) when use_image_num > 0.
+plus 'label_image': int32 (B, use_image_num) when use_image_num > 0, and 'caption': (B,) str objects for
+captioned datasets (`text_video_folder`: the T2V task looks their T5 embeddings up in the text cache). Captions
+travel with their clips through the same Grain stream, so they are sharded by process and resume exactly.
 The clip recipe (which frames of which video, flips, image-joint frames) is `framedit_jax.data.clip_recipe`,
 shared with the latent cache (`framedit_jax.vae.latent_cache`).
 """
@@ -76,8 +78,10 @@ def get_builder(config, *, build=True):
 
 
 def _example_fields(ex):
+  """(jpeg frames, label, caption or None) of one serialized example."""
   f = ex.features.feature
-  return f['video'].bytes_list.value, int(f['label'].int64_list.value[0])
+  caption = f['caption'].bytes_list.value[0].decode('utf-8') if 'caption' in f else None
+  return f['video'].bytes_list.value, int(f['label'].int64_list.value[0]), caption
 
 
 class ClipSource:
@@ -127,24 +131,32 @@ class ClipSource:
 
   def record(self, i):
     """(jpeg bytes per frame, label) of example i (0 <= i < len(self)); recently read records are cached."""
+    return self.full_record(i)[:2]
+
+  def caption(self, i):
+    """The caption of example i (text-video datasets; None for datasets without captions)."""
+    return self.full_record(i)[2]
+
+  def full_record(self, i):
+    """(jpeg bytes per frame, label, caption or None) of example i; recently read records are cached."""
     if self._cache_limit:
       with self._cache_lock:
         hit = self._cache.get(i)
         if hit is not None:
           self._cache.move_to_end(i)
           return hit
-    frames, label = _example_fields(self._source()[int(self.indices[i])])
+    frames, label, caption = _example_fields(self._source()[int(self.indices[i])])
     frames = list(frames)
     if self._cache_limit:
       size = sum(len(f) for f in frames)
       with self._cache_lock:
         if i not in self._cache and size <= self._cache_limit:
-          self._cache[i] = (frames, label)
+          self._cache[i] = (frames, label, caption)
           self._cache_bytes += size
           while self._cache_bytes > self._cache_limit:
-            _, (old, _) = self._cache.popitem(last=False)
+            _, (old, _, _) = self._cache.popitem(last=False)
             self._cache_bytes -= sum(len(f) for f in old)
-    return frames, label
+    return frames, label, caption
 
 
 def _decode_frames(frames, idx):
@@ -161,9 +173,9 @@ def make_example(source, recipe, seed, position, index):
     position: stream position (drives all randomness, see `clip_recipe.ClipRecipe.plan`).
     index: example index into `source` for this position.
   Returns:
-    (video float32 (T, S, S, 3) in [-1, 1], label int, image labels int32 (use_image_num,)).
+    (video float32 (T, S, S, 3) in [-1, 1], label int, image labels int32 (use_image_num,), caption str or None).
   """
-  frames, label = source.record(index)  # read once: the plan needs its frame count, the clip its frames
+  frames, label, caption = source.full_record(index)  # read once: the plan needs its frame count, the clip its frames
   plan = recipe.plan(seed, position, index, len(source),
                      lambda i: len(frames) if i == index else len(source.record(i)[0]))
   video = transforms.spatial_transform(_decode_frames(frames, plan.frames), recipe.image_size, recipe.spatial,
@@ -175,7 +187,7 @@ def make_example(source, recipe, seed, position, index):
                                               recipe.spatial, img_flip))
     image_labels.append(other_label if recipe.labelled else 0)
   return (np.concatenate(parts, axis=0), (label if recipe.labelled else 0),
-          np.asarray(image_labels, np.int32))
+          np.asarray(image_labels, np.int32), caption)
 
 
 class VideoBatchIterator:
@@ -278,11 +290,14 @@ class VideoBatchIterator:
 
 
 def stack_examples(items, use_image_num):
-  """[(video, label, image labels), ...] -> {'video': (B, T, ...), 'label': int32 (B,)} (+ 'label_image':
-  int32 (B, use_image_num), each image frame's own label, when use_image_num > 0)."""
-  batch = {'video': np.stack([v for v, _, _ in items]), 'label': np.asarray([l for _, l, _ in items], np.int32)}
+  """[(video, label, image labels[, caption]), ...] -> {'video': (B, T, ...), 'label': int32 (B,)} (+ 'label_image':
+  int32 (B, use_image_num), each image frame's own label, when use_image_num > 0; + 'caption': str (B,) when the
+  dataset has captions, e.g. text_video_folder)."""
+  batch = {'video': np.stack([it[0] for it in items]), 'label': np.asarray([it[1] for it in items], np.int32)}
   if use_image_num:
-    batch['label_image'] = np.stack([li for _, _, li in items]).astype(np.int32)
+    batch['label_image'] = np.stack([it[2] for it in items]).astype(np.int32)
+  if len(items[0]) > 3 and items[0][3] is not None:
+    batch['caption'] = np.asarray([it[3] for it in items], dtype=object)
   return batch
 
 

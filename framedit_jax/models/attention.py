@@ -4,7 +4,7 @@ The math lives in small pure functions (`dot_product_attention`, `matrix_linear`
 `matrix_attention_apply`, `matrix_attention`) so that a frame-parallel (shard_map) version can reuse them; the
 Flax modules only own the parameters.
 
-Matrix Attention (FrameDiT-G, DESIGN.md §3, official `models/framedit_g.py`): a frame X_t (N x D) is projected by
+Matrix Attention (FrameDiT-G; supplement §1 Eq. 11, official `models/framedit_g.py`): frame X_t (N x D) is projected by
 `MatrixLinear(X) = U^T X W + B`; r rows are split into C column heads of a rows, D into R row heads of b columns;
 score(t, t') = <Q_t^h, K_t'^h>_F / sqrt(a b), softmax over t', output sum_t' A V_t'^h, re-tiled and projected by a
 MatrixLinear back to N x D.
@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from framedit_jax.models import cpu
-from framedit_jax.parallel.collectives import gather_frames
+from framedit_jax.parallel import context_parallel as cp
+from framedit_jax.parallel.collectives import frame_axis_size, gather_frames
 
 ATTENTION_KERNELS = ('einsum', 'cudnn', 'xla')
 U_TYPES = ('param', 'softmax', 'identity')
@@ -63,7 +64,7 @@ def matrix_linear(x: jax.Array, u: jax.Array | None, w: jax.Array, cpu_kernels: 
 
   Returns:
     `(..., r, K)`. Cost per frame: (U^T X) W = r N D + r D K, U^T (X W) = N D K + r N K; the smaller is used, so
-    the r > N projections never pay 2 r D^2 (DESIGN.md §3).
+    the r > N projections never pay 2 r D^2 (order picked by shape).
   """
   xw = lambda a: cpu.matmul(a, w, cpu_kernels)
   if u is None:
@@ -124,6 +125,22 @@ def matrix_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_col_heads: in
   return matrix_attention_apply(weights, v, num_col_heads, num_row_heads), weights
 
 
+def matrix_heads(x: jax.Array, num_col_heads: int, num_row_heads: int) -> jax.Array:
+  """`(B, T, r, D)` -> `(B, T, C*R, a*b)`: Matrix Attention's heads as ordinary attention heads (head index
+  c * R + r as in `matrix_attention_weights`), so <Q_t^h, K_s^h>_F is a dot product over the last axis."""
+  b_, t = x.shape[:2]
+  xh = _split_heads(x, num_col_heads, num_row_heads)  # (B, T, C, a, R, b)
+  return jnp.transpose(xh, (0, 1, 2, 4, 3, 5)).reshape(b_, t, num_col_heads * num_row_heads, -1)
+
+
+def matrix_heads_inverse(x: jax.Array, num_col_heads: int, num_row_heads: int, hidden: int) -> jax.Array:
+  """Inverse of `matrix_heads`: `(B, T, C*R, a*b)` -> `(B, T, C*a, R*b)` with `R*b = hidden`."""
+  b_, t = x.shape[:2]
+  bw = hidden // num_row_heads
+  x = x.reshape(b_, t, num_col_heads, num_row_heads, -1, bw)  # (B, T, C, R, a, b)
+  return jnp.transpose(x, (0, 1, 2, 4, 3, 5)).reshape(b_, t, -1, hidden)
+
+
 def _xavier() -> Any:
   return nn.initializers.xavier_uniform()
 
@@ -136,6 +153,8 @@ class Attention(nn.Module):
   all-gathered over it so each shard's queries see every token; None or unbound = plain attention.
   `cpu_kernels`: `qkv` as `cpu.SplitDense` and both Denses with the XLA CPU backward (`framedit_jax.models.cpu`;
   same params and numbers).
+  `context_parallel`: 'gather' (that all-gather), 'ring' or 'ulysses' (`framedit_jax.parallel.context_parallel`:
+  each shard keeps only its own tokens' K/V; same numbers).
   """
   num_heads: int
   dtype: Any = jnp.float32
@@ -143,6 +162,7 @@ class Attention(nn.Module):
   use_bias: bool = True
   kv_axis: str | None = None
   cpu_kernels: bool = False
+  context_parallel: str = 'gather'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -159,8 +179,11 @@ class Attention(nn.Module):
       qkv = dense(3 * d, 'qkv', self.use_bias)(x.astype(self.dtype))
       qkv = qkv.reshape(bsz, length, 3, self.num_heads, d // self.num_heads)
       q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    k, v = gather_frames(k, self.kv_axis), gather_frames(v, self.kv_axis)
-    out = dot_product_attention(q, k, v, self.attention_kernel)
+    if self.context_parallel != 'gather' and frame_axis_size(self.kv_axis) > 1:
+      out = cp.sharded_attention(q, k, v, self.kv_axis, self.context_parallel)
+    else:
+      k, v = gather_frames(k, self.kv_axis), gather_frames(v, self.kv_axis)
+      out = dot_product_attention(q, k, v, self.attention_kernel)
     return dense(d, 'proj', True)(out.reshape(bsz, length, d))
 
 
@@ -211,6 +234,9 @@ class MatrixAttention(nn.Module):
   `frame_axis`: inside a `jax.shard_map` sharding T over this mesh axis, K and V are all-gathered over it (the
   projections stay per frame, only the T x T scores are global; the sown map is then `(B, C*R, T/f, T)`).
   `cpu_kernels`: passed to the MatrixLinears (`framedit_jax.models.cpu`).
+  `context_parallel`: 'gather' (the K/V all-gather above), 'ring' or 'ulysses': the C*R heads run as ordinary
+  attention heads of dim a*b (`matrix_heads`) through `framedit_jax.parallel.context_parallel`, each shard keeping
+  only its own frames' K/V; same numbers, but no attention map is sown.
   """
   qk_col_dim: int
   v_col_dim: int
@@ -221,6 +247,7 @@ class MatrixAttention(nn.Module):
   dtype: Any = jnp.float32
   frame_axis: str | None = None
   cpu_kernels: bool = False
+  context_parallel: str = 'gather'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -236,6 +263,10 @@ class MatrixAttention(nn.Module):
     q = ml(self.qk_col_dim, 'linear_q')(x)
     k = ml(self.qk_col_dim, 'linear_k')(x)
     v = ml(self.v_col_dim, 'linear_v')(x)
+    if self.context_parallel != 'gather' and frame_axis_size(self.frame_axis) > 1:
+      heads = lambda a: matrix_heads(a, c, r)
+      out = cp.sharded_attention(heads(q), heads(k), heads(v), self.frame_axis, self.context_parallel)
+      return ml(n, 'proj_v')(matrix_heads_inverse(out, c, r, d))
     k, v = gather_frames(k, self.frame_axis), gather_frames(v, self.frame_axis)
     out, weights = matrix_attention(q, k, v, c, r)
     self.sow('intermediates', 'attn_map', weights)

@@ -1,4 +1,4 @@
-"""adaLN-Zero transformer blocks and the final layer (DiT / Latte, DESIGN.md §2).
+"""adaLN-Zero transformer blocks and the final layer (DiT, Peebles & Xie 2023; official `models/latte.py`).
 
 Every block: `mod = adaLN_modulation(SiLU(c))` split into (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp,
 gate_mlp); `x += gate_msa * mixer(modulate(LN(x)))`; `x += gate_mlp * mlp(modulate(LN(x)))`. LN is non-affine
@@ -107,6 +107,8 @@ class DiTBlock(nn.Module):
     Other attributes configure the mixer (see `MatrixAttention`, `HybridTemporalAttention`).
     frame_axis: mesh axis sharding T when run inside `jax.shard_map` (frame parallelism): temporal mixers then
       communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
+    context_parallel: 'gather' (that K/V all-gather), 'ring' or 'ulysses' for 'matrix' / 'full3d' / the matrix
+      branch of 'hybrid' (`framedit_jax.parallel.context_parallel`); 'local' is always the all-to-all.
     cpu_kernels: the XLA CPU backward kernels (`framedit_jax.models.cpu`: the cotangent barrier at both sublayer
       inputs, and the mixers' and MLP's matmul backward); same params and numbers.
 
@@ -125,11 +127,13 @@ class DiTBlock(nn.Module):
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
   cpu_kernels: bool = False
+  context_parallel: str = 'gather'
 
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
     attn = lambda kv_axis=None: Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=kv_axis,
-                                          cpu_kernels=self.cpu_kernels, name='attn')
+                                          cpu_kernels=self.cpu_kernels, context_parallel=self.context_parallel,
+                                          name='attn')
     if self.mixer == 'spatial':
       return attn()(x.reshape(b * t, n, d)).reshape(b, t, n, d)
     if self.mixer == 'local':
@@ -139,11 +143,12 @@ class DiTBlock(nn.Module):
     if self.mixer == 'matrix':
       return MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads, self.u_type,
                              dtype=self.dtype, frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
-                             name='attn')(x)
+                             context_parallel=self.context_parallel, name='attn')(x)
     if self.mixer == 'hybrid':
       return HybridTemporalAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads,
                                      self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
-                                     frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels, name='attn')(x)
+                                     frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
+                                     context_parallel=self.context_parallel, name='attn')(x)
     raise ValueError(f'mixer must be one of {MIXERS}, got {self.mixer!r}.')
 
   @nn.compact

@@ -1,4 +1,6 @@
-"""FrameDiT-H temporal mixer: Local Factorized attention fused with Matrix Attention (DESIGN.md §3).
+"""FrameDiT-H temporal mixer: Local Factorized attention fused with Matrix Attention.
+
+Source: official `models/framedit_h.py`; the gated form is FrameDiT supplement §2.3 Eq. 18.
 
 Official `FusedMatrixAttention` (`models/framedit_h.py`). Both branches read the same modulated input:
   * concat: `Y = output_linear([LN_l(local) ; LN_g(global)])` (one Linear 2D -> D);
@@ -54,6 +56,7 @@ class HybridTemporalAttention(nn.Module):
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
   cpu_kernels: bool = False  # XLA CPU backward kernels for every projection (framedit_jax.models.cpu)
+  context_parallel: str = 'gather'  # the matrix branch's frame-parallel K/V (see `MatrixAttention`)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -67,7 +70,7 @@ class HybridTemporalAttention(nn.Module):
       return local
     glob = MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_row_heads, self.u_type,
                            dtype=self.dtype, frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
-                           name='matrix_attention')(x)
+                           context_parallel=self.context_parallel, name='matrix_attention')(x)
     norm = lambda name: nn.LayerNorm(epsilon=1e-5, dtype=jnp.float32, use_fast_variance=False, name=name)
     local = norm('norm_local')(local.astype(jnp.float32))
     glob = norm('norm_global')(glob.astype(jnp.float32))

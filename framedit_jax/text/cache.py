@@ -35,9 +35,11 @@ class TextCache:
     return self.embeddings[rows].astype(np.float32), self.masks[rows].astype(np.int32)
 
 
-def build_text_cache(captions: Sequence[str], encoder, path: str) -> TextCache:
+def build_text_cache(captions: Sequence[str], encoder, path: str, *, write: bool = True) -> TextCache:
   """Encodes the distinct `captions` and the empty prompt with `encoder` (a `TextEncoder`) and writes `path`.
 
+  The file is written atomically (a temporary file renamed into place); `write=False` (every process but the
+  first of a multi-host run) only returns the cache.
   Returns:
     The `TextCache` (also readable later with `load_text_cache(path)`).
   """
@@ -45,9 +47,13 @@ def build_text_cache(captions: Sequence[str], encoder, path: str) -> TextCache:
   emb, mask = encoder.encode(unique + [''])
   cache = TextCache(emb[:-1].astype(np.float16), mask[:-1].astype(np.int8), unique, emb[-1].astype(np.float16),
                     mask[-1].astype(np.int8))
+  if not write:
+    return cache
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  np.savez(path, embeddings=cache.embeddings, masks=cache.masks, captions=np.asarray(unique, dtype=str),
+  tmp = f'{path}.tmp{os.getpid()}.npz'
+  np.savez(tmp, embeddings=cache.embeddings, masks=cache.masks, captions=np.asarray(unique, dtype=str),
            null_embedding=cache.null_embedding, null_mask=cache.null_mask)
+  os.replace(tmp, path)
   return cache
 
 

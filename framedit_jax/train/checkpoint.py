@@ -7,7 +7,11 @@ A checkpoint directory ``<workdir>/checkpoints/<step>/`` holds three items:
 * ``config`` — the run's config as JSON, for humans and for ``launch/sample.py``.
 
 Orbax writes each step into a temporary directory and renames it when complete, so a process killed
-mid-save (even ``kill -9``) leaves the previous step as the latest readable checkpoint.
+mid-save (even ``kill -9``) leaves the previous step as the latest readable checkpoint. A step that is complete
+but cannot be restored (a damaged or truncated array file) is handled by ``restore_latest``: the run falls back
+to the previous step with one printed line (the damaged directory is renamed ``<step>.damaged`` so that the
+resumed run can save that step again), and a directory none of whose steps restores stops with one line naming
+it; a run never starts from step 0 over a directory that holds checkpoints.
 """
 
 from __future__ import annotations
@@ -87,6 +91,43 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
     return restored.state, dict(restored.data or {})
 
+  def restore_latest(self, target: Any, shardings: Any | None = None, *, rename_damaged: bool = True
+                     ) -> tuple[Any, dict]:
+    """``restore`` of the newest step that restores, newest first.
+
+    A step that fails prints ``checkpoint step N in DIR cannot be restored (...); falling back to step M`` and,
+    with ``rename_damaged``, is renamed to ``N.damaged`` (by process 0; every process then re-reads the
+    directory).
+    Raises:
+      ValueError: no step restores (one line naming the directory and the newest step's error).
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    first_error = None
+    for i, step in enumerate(steps):
+      try:
+        return self.restore(target, shardings, step=step)
+      except Exception as e:  # pylint: disable=broad-except  # any reader error: zstd, tensorstore, json, shape
+        reason = _one_line(e)
+        first_error = first_error or (step, reason)
+        nxt = f'falling back to step {steps[i + 1]}' if i + 1 < len(steps) else 'no older step to fall back to'
+        print(f'checkpoint step {step} in {self.directory} cannot be restored ({reason}); {nxt}.', flush=True)
+        if rename_damaged and i + 1 < len(steps):
+          self._set_aside(step)
+    step, reason = first_error
+    raise ValueError(f'no checkpoint in {self.directory} can be restored (step {step}: {reason}); move the '
+                     'directory away to start over, or delete the damaged steps.')
+
+  def _set_aside(self, step: int) -> None:
+    """Renames step ``step`` to ``<step>.damaged`` (process 0) and reloads the step list on every process."""
+    self._manager.wait_until_finished()
+    src = self.directory / str(step)
+    if jax.process_index() == 0 and src.exists():
+      src.rename(self.directory / f'{step}.damaged')
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f'checkpoint_set_aside_{step}')
+    self._manager.reload()
+
   def restore_config(self, step: int | None = None) -> dict:
     """The config JSON saved with ``step`` (default latest)."""
     step = self.latest_step() if step is None else step
@@ -103,6 +144,12 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _one_line(err: BaseException) -> str:
+  text = ' '.join(str(err).split())
+  text = f'{type(err).__name__}: {text}' if text else type(err).__name__
+  return text if len(text) <= 200 else text[:197] + '...'
 
 
 def checkpoint_dir(workdir: str) -> str:

@@ -1,15 +1,18 @@
-"""``train_and_evaluate(config, workdir)``: the whole training run, resumable at any point.
+"""``train_and_evaluate(config, workdir)``: THE training loop of every task, resumable at any point.
 
+Every task (``config.task``: 'video', 't2v', 'dpvae'; ``framedit_jax.train.tasks``) runs here; a task only
+supplies its batch source, state init, step function, samples and export (``tasks.base.Task``).
 Order of work (every user error surfaces before anything is compiled):
-  1. ``Experiment(config)`` validates the config, opens the VAE, builds mesh and model; the dataset opens
-     (one-line errors if anything is missing);
-  2. the sharded state is created and the latest checkpoint in ``<workdir>/checkpoints`` (state + data
-     position) restored if any;
-  3. loop: host batch -> global array -> (VAE encode) -> jitted step; clu periodic actions report progress,
+  1. ``Experiment(config)`` validates the config, builds mesh and task (VAE, text encoder, model); the dataset
+     opens (one-line errors if anything is missing);
+  2. the sharded state is created and the newest restorable checkpoint in ``<workdir>/checkpoints`` (state +
+     data position) restored if any: a damaged latest step falls back to the previous one in one line, and a
+     workdir whose checkpoints all fail to restore stops in one line instead of restarting from step 0;
+  3. loop: host batch -> global arrays -> (VAE encode) -> jitted step; clu periodic actions report progress,
      checkpoint every ``ckpt_every`` steps, sample every ``sample_every`` and compute a small FVD every
-     ``fvd_every`` steps; on SIGTERM/SIGINT (on any host: the decision is agreed across processes) or an
-     orbax-announced preemption every process saves the same step and exits;
-  4. sample videos from the EMA weights and write mp4s to ``<workdir>/samples``.
+     ``fvd_every`` steps (video task); on SIGTERM/SIGINT (on any host: the decision is agreed across processes)
+     or an orbax-announced preemption every process saves the same step and exits with status 0;
+  4. the task's final samples (EMA weights) and export.
 """
 
 from __future__ import annotations
@@ -24,13 +27,11 @@ from clu import periodic_actions
 import jax
 import numpy as np
 
-from framedit_jax.data.joint import joint_batch
 from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import checkpoint as ckpt_lib
 from framedit_jax.train import experiment as experiment_lib
 from framedit_jax.train import generate as gen
 from framedit_jax.train import metrics as metrics_lib
-from framedit_jax.train.state import TrainState
 
 
 class _StopSignal:
@@ -55,30 +56,6 @@ class _StopSignal:
   def __exit__(self, *exc):
     for sig, old in self._old.items():
       signal.signal(sig, old)
-
-
-def _host_batch(batch: dict[str, np.ndarray], keys) -> dict[str, np.ndarray]:
-  out = {'video': np.asarray(batch['video'], np.float32)}
-  out['label'] = np.asarray(batch.get('label', np.zeros(out['video'].shape[0], np.int32)), np.int32)
-  if 'label_image' in keys:
-    out['label_image'] = np.asarray(batch['label_image'], np.int32)
-  return out
-
-
-def _train_flops(config, latent_shape) -> float | None:
-  """Analytic model FLOPs of one train step (framedit_jax.models.flops), for the MFU metric."""
-  from framedit_jax.models import flops  # pylint: disable=g-import-not-at-top
-  m, d = config.model, config.data
-  arch = {k: v for k, v in dict(m.get('overrides', {})).items()
-          if k in ('depth', 'hidden_size', 'num_heads', 'patch_size', 'mlp_ratio', 'qk_col_dim', 'v_col_dim',
-                   'num_col_heads', 'fuse_mode')}
-  try:
-    shape = flops.shape_from_name(m.name, input_size=latent_shape[1], num_frames=d.num_frames + d.use_image_num,
-                                  batch_size=d.global_batch_size, in_channels=latent_shape[-1], **arch)
-    return float(flops.train_step_flops(shape))
-  except (KeyError, TypeError, ValueError) as e:  # an architecture the FLOP model does not cover
-    logging.warning('No FLOP count for %s (%s); MFU is not reported.', m.name, e)
-    return None
 
 
 def _log_batch_hash(workdir: str, step: int, host: dict[str, np.ndarray]) -> None:
@@ -117,20 +94,18 @@ class _Run:
     self.pending = None  # metrics of the previous step, checked one step late to keep the device busy
     self.last_saved = start_step if ckpt.latest_step() is not None else None
     self.sample_key = jax.random.PRNGKey(self.config.seed + 1)
-    self.batch_keys = exp.batch_shardings()
     self._fvd = {}
 
-  def train(self, train_step, encode) -> None:
+  def train(self, train_step, encode, frozen) -> None:
     """One step: host batch -> global arrays -> (VAE encode) -> jitted step; metrics checked one step late."""
-    host = _host_batch(next(self.data_it), self.batch_keys)
-    host = joint_batch(host, self.config, self.step)  # an image step w.p. 1 - data.video_prob
+    host = self.exp.task.host_batch(next(self.data_it), self.step)
     if self.config.train.log_batch_hashes:
       _log_batch_hash(self.workdir, self.step + 1, host)
     with jax.set_mesh(self.exp.mesh):
       batch = mesh_lib.host_to_global(host, self.exp.mesh)
       if encode is not None:
-        batch['video'] = encode(batch['video'], jax.random.fold_in(self.sample_key, self.step))
-      self.state, metrics = train_step(self.state, batch)
+        batch = encode(batch, jax.random.fold_in(self.sample_key, self.step))
+      self.state, metrics = train_step(self.state, batch, frozen)
     self.flush_metrics()
     self.pending = (self.step + 1, metrics)
     self.step += 1
@@ -148,20 +123,8 @@ class _Run:
       self.last_saved = step
 
   def samples(self, step: int, **_) -> list[str]:
-    """``sample.num_samples`` EMA videos as mp4s + a grid mp4 + a PNG strip of their frames in ``<workdir>/samples``
-    (written by process 0)."""
-    n = int(self.config.sample.num_samples)
-    videos = self.exp.generate(self.state.ema_params, self.sample_key, n, self.exp.default_labels(n))
-    if jax.process_index() != 0:
-      return []
-    out_dir, fps = os.path.join(self.workdir, 'samples'), self.config.sample.fps
-    paths = [gen.write_mp4(os.path.join(out_dir, f'step_{step:08d}_{i:02d}.mp4'), v, fps)
-             for i, v in enumerate(videos)]
-    gen.write_mp4(os.path.join(out_dir, f'step_{step:08d}_grid.mp4'), gen.video_grid(videos), fps)
-    gen.write_png(os.path.join(out_dir, f'step_{step:08d}_strip.png'), gen.frame_strip(videos))
-    self.writer.write_images(step, {'samples/first_frames': gen.to_uint8(videos[:, 0])})
-    print(f'Wrote {len(paths)} sample videos to {out_dir}', flush=True)
-    return paths
+    """The task's samples of the current state (video: EMA mp4s + grid + strip in ``<workdir>/samples``)."""
+    return self.exp.task.samples(self.state, step, self.workdir, self.writer, self.exp.frozen())
 
   def real_clips(self, n: int) -> np.ndarray:
     """``n`` real clips in pixels ``(n, num_frames, H, W, 3)`` from a separate stream; latents are decoded."""
@@ -203,20 +166,21 @@ class _Run:
     return acts
 
 
-def train_and_evaluate(config, workdir: str) -> TrainState:
-  """Trains (or resumes) the model described by ``config`` in ``workdir``.
+def train_and_evaluate(config, workdir: str):
+  """Trains (or resumes) the task described by ``config`` in ``workdir``; returns the final state.
 
   Raises:
-    ValueError / FileNotFoundError: bad config, missing dataset or VAE weights (one line, before compiling).
+    ValueError / FileNotFoundError: bad config, missing dataset or weights, or a workdir whose checkpoints
+      cannot be restored (one line, before compiling the step).
     FloatingPointError: a non-finite loss or gradient with ``train.nan_policy='halt'``; the last
       checkpoint written before it stays intact.
   """
   os.makedirs(workdir, exist_ok=True)
-  exp = experiment_lib.Experiment(config)
+  exp = experiment_lib.Experiment(config, workdir=workdir)
+  task = exp.task
   data_it = exp.dataset()
   state, shardings = exp.create_state()
-  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  print(f'Model {config.model.name}: {n_params / 1e6:.2f}M parameters, latent {exp.latent_shape}', flush=True)
+  print(task.describe(state), flush=True)
 
   ckpt = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir), keep=config.train.keep,
                                keep_period=config.train.keep_period)
@@ -229,15 +193,16 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   num_steps = int(config.train.num_steps)
   writer = metrics_lib.create_writer(workdir)
-  progress = metrics_lib.Progress(num_steps, start_step, config, writer,
-                                  flops_per_step=_train_flops(config, exp.latent_shape),
-                                  peak_flops=config.train.get('peak_tflops', 0.0) * 1e12 or None)
+  progress = metrics_lib.Progress(num_steps, start_step, config, writer, flops_per_step=task.flops_per_step(),
+                                  peak_flops=config.train.get('peak_tflops', 0.0) * 1e12 or None,
+                                  log_keys=task.log_keys)
   run = _Run(exp, workdir, ckpt, data_it, state, start_step, writer, progress)
-  train_step, encode, actions = exp.train_step(shardings), exp.encoder(), run.actions(num_steps)
+  train_step, encode, frozen = exp.train_step(shardings), exp.encoder(), exp.frozen()
+  actions = run.actions(num_steps)
   try:
     with _StopSignal() as stop:
       while run.step < num_steps:
-        run.train(train_step, encode)
+        run.train(train_step, encode, frozen)
         for action in actions:
           action(run.step)
         if stop_agreed(stop.received is not None) or ckpt.reached_preemption(run.step):
@@ -253,6 +218,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   ckpt.wait()
   if start_step < num_steps or not os.path.isdir(os.path.join(workdir, 'samples')):
     run.samples(run.step)
+  task.export(run.state, workdir, frozen)
   ckpt.close()
   writer.flush()
   return run.state

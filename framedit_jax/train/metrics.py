@@ -18,7 +18,8 @@ def create_writer(workdir: str) -> metric_writers.MetricWriter:
 class Progress:
   """Writes step metrics every ``config.train.log_every`` steps and guards against non-finite steps.
 
-  Console line: ``step 120/600 | loss 0.1234 | mse ... | 3.21 steps/s | 25.7 clips/s | ETA 2m29s``.
+  Console line: ``step 120/600 | loss 0.1234 | mse ... | 3.21 steps/s | 25.7 clips/s | ETA 2m29s`` (the task's
+  ``log_keys``).
 
   Args:
     num_steps: total steps of the run; start_step: step the run (re)started from.
@@ -28,7 +29,8 @@ class Progress:
   """
 
   def __init__(self, num_steps: int, start_step: int, config, writer, *,
-               flops_per_step: float | None = None, peak_flops: float | None = None):
+               flops_per_step: float | None = None, peak_flops: float | None = None,
+               log_keys: tuple[str, ...] = ('loss', 'mse', 'vb', 'grad_norm')):
     self.num_steps = num_steps
     self.log_every = max(1, int(config.train.log_every))
     self.nan_policy = config.train.nan_policy
@@ -36,6 +38,7 @@ class Progress:
     self.writer = writer
     self.flops_per_step = flops_per_step
     self.peak_flops = peak_flops
+    self.log_keys = tuple(log_keys)
     self._t0 = time.time()
     self._last_t = self._t0
     self._last_step = start_step
@@ -69,8 +72,8 @@ class Progress:
       scalars['perf/mfu'] = steps_per_sec * self.flops_per_step / (self.peak_flops * jax.device_count())
     self.writer.write_scalars(step, scalars)
     eta = (self.num_steps - step) / max(steps_per_sec, 1e-9)
-    print(f'step {step}/{self.num_steps} | loss {scalars["train/loss"]:.4f} | mse {scalars.get("train/mse", 0):.4f}'
-          f' | vb {scalars.get("train/vb", 0):.4f} | grad_norm {scalars.get("train/grad_norm", 0):.3f}'
+    shown = ' | '.join(f'{k} {scalars[f"train/{k}"]:.4f}' for k in self.log_keys if f'train/{k}' in scalars)
+    print(f'step {step}/{self.num_steps} | {shown}'
           f' | {steps_per_sec:.2f} steps/s | {scalars["perf/clips_per_sec"]:.1f} clips/s'
           f' | ETA {_fmt(eta)}', flush=True)
 

@@ -13,7 +13,7 @@ import optax
 from framedit_jax.diffusion.objectives import sample_train_timesteps
 from framedit_jax.parallel.frame_parallel import apply_model
 from framedit_jax.train.optimizer import learning_rate_schedule
-from framedit_jax.train.state import TrainState, ema_update
+from framedit_jax.train.state import TrainState, ema_update_every
 
 
 def drop_labels(key: jax.Array, y: jax.Array, num_classes: int, prob: float) -> jax.Array:
@@ -30,6 +30,38 @@ def _split_micro(x: jax.Array, k: int) -> jax.Array:
   if x.shape[0] % k:
     raise ValueError(f'config.optim.grad_accum_steps={k} must divide the batch size {x.shape[0]}.')
   return x.reshape((k, x.shape[0] // k) + x.shape[1:])
+
+
+def accumulate_grads(grad_fn: Callable, params, inputs: tuple, grad_accum_steps: int = 1):
+  """``grad_fn(params, *inputs) -> ((loss, metrics), grads)`` over ``grad_accum_steps`` equal micro-batches.
+
+  Every array of ``inputs`` (None entries pass through) is split along its leading (batch) axis; gradients and
+  metrics are averaged over the micro-batches with a ``lax.scan``, so the result equals the single-batch one
+  (up to float summation order) when every random draw was made for the whole batch beforehand.
+
+  Returns:
+    ``(grads, metrics)``.
+  Raises:
+    ValueError: ``grad_accum_steps`` does not divide the batch (one line).
+  """
+  if grad_accum_steps == 1:
+    (_, metrics), grads = grad_fn(params, *inputs)
+    return grads, metrics
+
+  k = grad_accum_steps
+  micro = tuple(None if a is None else jax.tree.map(lambda x: _split_micro(x, k), a) for a in inputs)
+
+  def body(carry, xs):
+    g_acc, m_acc = carry
+    (_, m), g = grad_fn(params, *xs)
+    return (jax.tree.map(jnp.add, g_acc, g), jax.tree.map(jnp.add, m_acc, m)), None
+
+  zeros_g = jax.tree.map(jnp.zeros_like, params)
+  first = tuple(None if a is None else jax.tree.map(lambda x: x[0], a) for a in micro)
+  zeros_m = jax.eval_shape(lambda: grad_fn(params, *first)[0][1])
+  zeros_m = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_m)
+  (g_sum, m_sum), _ = jax.lax.scan(body, (zeros_g, zeros_m), micro)
+  return jax.tree.map(lambda g: g / k, g_sum), jax.tree.map(lambda m: m / k, m_sum)
 
 
 def loss_and_grads(params, model: nn.Module, diffusion, x0, t, noise, y, *, grad_accum_steps: int = 1):
@@ -51,30 +83,57 @@ def loss_and_grads(params, model: nn.Module, diffusion, x0, t, noise, y, *, grad
   def micro_loss(p, x0_m, t_m, noise_m, y_m):
     # model.apply, or its jax.shard_map over T when model.frame_axis is a mesh axis of size > 1 (frame parallelism).
     model_fn = lambda x_t, tt: apply_model(model, p, x_t, tt, y_m)
-    terms = diffusion.training_losses(model_fn, x0_m, t_m, noise=noise_m)
-    loss = jnp.mean(terms['loss'])
-    return loss, {k: jnp.mean(terms[k]) for k in ('loss', 'mse', 'vb') if k in terms}
+    return diffusion_loss(diffusion, model_fn, x0_m, t_m, noise_m)
 
-  grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
-  if grad_accum_steps == 1:
-    (_, metrics), grads = grad_fn(params, x0, t, noise, y)
-    return grads, metrics
+  return accumulate_grads(jax.value_and_grad(micro_loss, has_aux=True), params, (x0, t, noise, y),
+                          grad_accum_steps)
 
-  k = grad_accum_steps
-  micro = (_split_micro(x0, k), _split_micro(t, k), _split_micro(noise, k),
-           None if y is None else _split_micro(y, k))
 
-  def body(carry, inputs):
-    g_acc, m_acc = carry
-    x0_m, t_m, n_m, y_m = inputs
-    (_, m), g = grad_fn(params, x0_m, t_m, n_m, y_m)
-    return (jax.tree.map(jnp.add, g_acc, g), jax.tree.map(jnp.add, m_acc, m)), None
+def diffusion_loss(diffusion, model_fn, x0, t, noise):
+  """``(mean loss, {loss, mse, vb batch means})`` of ``diffusion.training_losses`` (IDDPM or rectified flow)."""
+  terms = diffusion.training_losses(model_fn, x0, t, noise=noise)
+  loss = jnp.mean(terms['loss'])
+  return loss, {k: jnp.mean(terms[k]) for k in ('loss', 'mse', 'vb') if k in terms}
 
-  zeros_g = jax.tree.map(jnp.zeros_like, params)
-  zeros_m = jax.eval_shape(lambda: grad_fn(params, *[None if a is None else a[0] for a in micro])[0][1])
-  zeros_m = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_m)
-  (g_sum, m_sum), _ = jax.lax.scan(body, (zeros_g, zeros_m), micro)
-  return jax.tree.map(lambda g: g / k, g_sum), jax.tree.map(lambda m: m / k, m_sum)
+
+def apply_gradients(state, grads, metrics, optimizer: optax.GradientTransformation, config, *,
+                    ema_every: int = 1):
+  """The optimizer update shared by the diffusion tasks: AdamW (+ clip), EMA, NaN policy, norms.
+
+  Args:
+    state: a ``TrainState`` (``params``, ``opt_state``, ``ema_params``, ``step``).
+    grads, metrics: of ``state.params`` (``metrics['loss']`` is checked for finiteness).
+    optimizer: ``make_optimizer(config.optim)``.
+    config: uses ``optim.ema_decay``, ``train.nan_policy`` and ``optim`` (the lr metric).
+    ema_every: EMA update every this many steps (official T2V ``ema_update_every``, with ``ema_decay ** every``
+      at 0-based steps ``k % every == 0``); 1 = every step.
+  Returns:
+    ``(new_state, metrics)``; metrics add grad_norm, param_norm, update_norm, finite, lr. With
+    ``nan_policy='skip'`` a non-finite step leaves the state unchanged except ``step``.
+  """
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  # official T2V phase: update at 0-based steps k % every == 0 with decay ** every (state.ema_update_every)
+  ema_params = ema_update_every(state.ema_params, params, state.step, ema_every, config.optim.ema_decay)
+
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm)
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params)
+  if config.train.nan_policy == 'skip':
+    new_state = keep_if_finite(finite, new_state, state, ('params', 'opt_state', 'ema_params'))
+
+  metrics = dict(metrics)
+  metrics.update(grad_norm=grad_norm, param_norm=optax.global_norm(params),
+                 update_norm=optax.global_norm(updates), finite=finite.astype(jnp.float32),
+                 lr=learning_rate_schedule(config.optim)(state.step))
+  return new_state, metrics
+
+
+def keep_if_finite(finite, new_state, old_state, fields):
+  """``new_state`` with ``fields`` reverted to ``old_state``'s where ``finite`` is False (``nan_policy='skip'``)."""
+  keep_old = lambda new, old: jnp.where(finite, new, old)
+  return new_state.replace(**{f: jax.tree.map(keep_old, getattr(new_state, f), getattr(old_state, f))
+                              for f in fields})
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Module, diffusion,
@@ -110,33 +169,26 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Modu
 
   grads, metrics = loss_and_grads(state.params, model, diffusion, x0, t, noise, y,
                                   grad_accum_steps=config.optim.grad_accum_steps)
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  ema_params = ema_update(state.ema_params, params, config.optim.ema_decay)
+  return apply_gradients(state, grads, metrics, optimizer, config)
 
-  grad_norm = optax.global_norm(grads)
-  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm)
-  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params)
-  if config.train.nan_policy == 'skip':
-    keep_old = lambda new, old: jnp.where(finite, new, old)
-    new_state = new_state.replace(
-        params=jax.tree.map(keep_old, new_state.params, state.params),
-        opt_state=jax.tree.map(keep_old, new_state.opt_state, state.opt_state),
-        ema_params=jax.tree.map(keep_old, new_state.ema_params, state.ema_params))
 
-  metrics = dict(metrics)
-  metrics.update(grad_norm=grad_norm, param_norm=optax.global_norm(params),
-                 update_norm=optax.global_norm(updates), finite=finite.astype(jnp.float32),
-                lr=learning_rate_schedule(config.optim)(state.step))
-  return new_state, metrics
+def jit_train_step(fn: Callable, state_shardings=None, batch_shardings=None, frozen_shardings=None) -> Callable:
+  """THE jitted train step of every task: ``jax.jit(fn)`` with the state donated and shardings pinned.
+
+  ``fn(state, batch, frozen) -> (state, metrics)`` (a task's ``step_fn()``); ``frozen`` holds constant inputs
+  (None for most tasks). With ``state_shardings`` given, the state keeps them in and out, the batch gets
+  ``batch_shardings`` and ``frozen`` ``frozen_shardings``.
+  """
+  kwargs = {}
+  if state_shardings is not None:
+    kwargs['in_shardings'] = (state_shardings, batch_shardings, frozen_shardings)
+    kwargs['out_shardings'] = (state_shardings, None)
+  return jax.jit(fn, donate_argnums=0, **kwargs)
 
 
 def make_train_step(model, diffusion, optimizer, config, *, state_shardings=None, batch_shardings=None
                     ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-  """``jax.jit`` of ``train_step`` with the state donated and shardings pinned (if given)."""
+  """The video-diffusion step ``step(state, batch)`` jitted by ``jit_train_step`` (for benchmarks and tests)."""
   fn = functools.partial(train_step, model=model, diffusion=diffusion, optimizer=optimizer, config=config)
-  kwargs = {}
-  if state_shardings is not None:
-    kwargs['in_shardings'] = (state_shardings, batch_shardings)
-    kwargs['out_shardings'] = (state_shardings, None)
-  return jax.jit(fn, donate_argnums=0, **kwargs)
+  step = jit_train_step(lambda s, b, frozen: fn(s, b), state_shardings, batch_shardings)
+  return lambda state, batch: step(state, batch, None)
