@@ -21,8 +21,8 @@ One process, one command:
      real-vs-real baseline at the same N):
        - FVD (I3D Kinetics-400 logits, StyleGAN-V protocol features; `framedit_jax.eval.fvd`),
        - FVMD (PIPs++ tracks; only with `--fvmd_weights`),
-       - MFD, the tracker-free motion Fréchet distance, and mean speed etc. (`framedit_jax.eval.motion_stats`),
-       - FCD, the per-frame content Fréchet distance (`framedit_jax.eval.frame_stats`; FID proper needs
+       - MFD, the tracker-free motion Fréchet distance, and mean speed etc. (`benchmarks/motion_stats.py`),
+       - FCD, the per-frame content Fréchet distance (`benchmarks/frame_stats.py`; FID proper needs
          InceptionV3 weights that cannot be downloaded here);
   5. appends one JSON line per design x regime (hyperparameters, steps, times, losses, metrics, git commit,
      machine) after a header line to `--out`, writes a plot (`<out>.png`) and a strip of sample frames
@@ -71,7 +71,8 @@ def parse_args(argv=None):
   p.add_argument('--chunk', type=int, default=5, help='steps per design per interleaved round')
   p.add_argument('--samples', type=int, default=32, help='generated videos per design and regime (and real clips '
                  'per half)')
-  p.add_argument('--sampler', default='ddim', choices=('ddim', 'ddpm'))
+  p.add_argument('--sampler', default=None, help="config.sample.sampler (default: the config's 'euler', the "
+                 'rectified-flow sampler; see framedit_jax/diffusion/samplers.py)')
   p.add_argument('--sample-steps', type=int, default=50)
   p.add_argument('--batch-size', type=int, default=None, help='training batch (default: config, 8)')
   p.add_argument('--lr', type=float, default=None)
@@ -112,7 +113,8 @@ def build_config(args, design: str):
   config.model.name = DESIGNS[design]
   config.data.dataset = args.dataset
   config.data.data_dir = args.data_dir
-  config.sample.sampler = args.sampler
+  if args.sampler:
+    config.sample.sampler = args.sampler
   config.sample.num_steps = args.sample_steps
   if args.batch_size:
     config.data.global_batch_size = args.batch_size
@@ -365,13 +367,15 @@ def main(argv=None):
     for r in [header] + rows:
       f.write(json.dumps(r) + '\n')
   stem = os.path.splitext(args.out)[0]
+  written = [args.out]
   if not args.no_plot:
-    report.plot(rows, baseline, scorer.motion_real, stem + '.png')
+    if report.plot(rows, baseline, scorer.motion_real, stem + '.png'):
+      written.append(stem + '.png')
     strip = np.concatenate(list(strips.values()))
     gen.write_png(stem + '_samples.png', gen.frame_strip(strip))
+    written.append(stem + '_samples.png')
   report.print_table(rows, baseline, scorer.motion_real, gt_speed)
-  print(f'total {header["total_s"] / 60:.1f} min; wrote {args.out}' + ('' if args.no_plot else f', {stem}.png, '
-                                                                          f'{stem}_samples.png'), flush=True)
+  print(f'total {header["total_s"] / 60:.1f} min; wrote {", ".join(written)}', flush=True)
   return rows
 
 

@@ -18,7 +18,7 @@ class Scorer:
   """Features of the real halves A and B once; then every sample set is scored against A."""
 
   def __init__(self, real, extractor, fvmd_weights=None, fvmd_resolution=256):
-    from framedit_jax.eval import motion_stats  # pylint: disable=g-import-not-at-top
+    import motion_stats  # pylint: disable=g-import-not-at-top  (benchmarks/motion_stats.py)
     self.i3d = extractor
     self.motion_ex = None
     if fvmd_weights:
@@ -30,7 +30,9 @@ class Scorer:
     self.motion_real = motion_stats.summary(self.feats['a']['motion'])
 
   def features(self, clips) -> dict:
-    from framedit_jax.eval import frame_stats, motion_stats, resize  # pylint: disable=g-import-not-at-top
+    import frame_stats  # pylint: disable=g-import-not-at-top  (benchmarks/frame_stats.py)
+    import motion_stats  # pylint: disable=g-import-not-at-top
+    from framedit_jax.eval import resize  # pylint: disable=g-import-not-at-top
     out = {'i3d': np.asarray(self.i3d(clips), np.float64), 'motion': motion_stats.features(clips),
            'frame': frame_stats.frame_features(clips)}
     if self.motion_ex is not None:
@@ -48,7 +50,7 @@ class Scorer:
     return res
 
   def score(self, fake) -> dict:
-    from framedit_jax.eval import motion_stats  # pylint: disable=g-import-not-at-top
+    import motion_stats  # pylint: disable=g-import-not-at-top
     f, a = self.features(fake), self.feats['a']
     res = {'fvd': frechet(f['i3d'], a['i3d']), 'mfd': frechet(f['motion'], a['motion']),
            'fcd': frechet(f['frame'], a['frame'])}

@@ -6,14 +6,17 @@ Every field can be overridden on the command line, e.g.
   python launch/train.py --config=configs/taichi128.py --workdir=/tmp/w \
       --config.model.name=FrameDiTG-XL/128-512/2 --config.optim.lr=2e-4
 
-Defaults follow the official FrameDiT configs (../shared/DESIGN.md §5).
+Defaults follow the official FrameDiT configs (minhkhoale/FrameDiT `configs/<dataset>/*_train.yaml`); the
+supplement's different values (arXiv 2603.09721 supplement §2.1: clip 1.0 from 100k, EMA 0.999) are options.
 """
 
+from configs import common
 import ml_collections
 
 
-def get_config():
+def get_config(arg: str | None = None):
   """Returns the default ConfigDict (official Taichi-style settings, no dataset)."""
+  common.parse_arg(arg, {}, 'configs/default.py')  # takes no config argument
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.task = 'video'  # 'video' (class/unconditional diffusion) | 't2v' (configs/t2v_*.py) | 'dpvae' (DP-VAE)
@@ -27,14 +30,17 @@ def get_config():
   m.dtype = 'bfloat16'  # compute dtype; params stay float32
   m.attention_kernel = 'einsum'  # 'einsum' (reference) | 'cudnn' (jax.nn.dot_product_attention)
   m.remat = False  # legacy switch: True = remat_policy 'full'
-  # Per block: 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' | 'everything_saveable'.
-  # The default keeps the weight-matmul outputs and recomputes the rest: less memory than 'none', and on XLA CPU
-  # faster too (benchmarks/results/remat_barrier_cpu.jsonl). On GPU `bash benchmarks/gpu.sh` measures every policy.
-  m.remat_policy = 'dots_with_no_batch_dims_saveable'
-  m.scan_blocks = True  # blocks as one lax.scan (same params/numbers; linear backward, flat compile time)
-  # 'auto' (on for CPU) | 'on' | 'off': materialise the residual cotangent per sublayer and use the backward of
-  # models/matmul_vjp.py (same numbers)
-  m.grad_barrier = 'auto'
+  # The next three are 'auto' by default: resolved per backend by framedit_jax/models/cpu/defaults.py (CPU: False,
+  # 'none', 'on'; GPU/TPU: True, 'dots_with_no_batch_dims_saveable', 'off'). An explicit value always wins.
+  # Per block: 'auto' | 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' | 'everything_saveable'.
+  m.remat_policy = 'auto'
+  # 'auto' | True | False: blocks as one lax.scan (same params/numbers; flat compile time in depth).
+  m.scan_blocks = ml_collections.FieldReference('auto', field_type=object)
+  # 'auto' | 'on' | 'off': the XLA CPU backward kernels of framedit_jax/models/cpu (same params and numbers).
+  m.cpu_kernels = 'auto'
+  # Frame parallelism (mesh.frame > 1): how Full 3D / Matrix Attention see other shards' K/V. 'gather' (all-gather
+  # K/V), 'ring' (ppermute ring + online softmax) or 'ulysses' (all-to-all over heads): parallel/context_parallel.py
+  m.context_parallel = 'gather'
   m.init_from = ml_collections.FieldReference(None, field_type=str)  # params dir (launch/init_from_image_dit.py)
   m.overrides = ml_collections.ConfigDict()  # extra get_model kwargs, e.g. hidden_size/depth/num_heads
 
@@ -111,7 +117,7 @@ def get_config():
 
   # ---------------------------------------------------------------- sampling
   config.sample = s = ml_collections.ConfigDict()
-  s.sampler = 'ddpm'  # 'ddpm' | 'ddim'
+  s.sampler = 'ddpm'  # iddpm: 'ddpm' | 'ddim' | 'euler' | 'dpmpp_2m'; rectified_flow: 'euler' (diffusion/samplers.py)
   s.num_steps = 250  # respacing: DDPM-250 (official) or DDIM-N
   s.ddim_eta = 0.0
   s.cfg_scale = 1.0  # >1 enables classifier-free guidance (class-conditional models)

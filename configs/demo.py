@@ -7,10 +7,12 @@ Runs on 2 CPU cores in about 5 minutes: builds the `sample_videos` TFDS dataset 
 checkpoints and sampled mp4s to the workdir. Running it again resumes from the last checkpoint.
 """
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/demo.py')  # takes no config argument
   config = default.get_config()
   config.seed = 0
 
@@ -51,7 +53,8 @@ def get_config():
   config.train.ckpt_every = 100
   config.train.keep = 2
 
-  config.sample.num_steps = 50  # Euler steps (rectified flow)
+  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
+  config.sample.num_steps = 50  # Euler steps
   config.sample.num_samples = 4
   config.sample.fps = 8
   return config

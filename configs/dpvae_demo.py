@@ -12,10 +12,12 @@ With SD weights as E_k/D_k: `--config.dpvae.key_vae_checkpoint=.../diffusion_pyt
 
 import ml_collections
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/dpvae_demo.py')  # takes no config argument
   config = default.get_config()
   config.task = 'dpvae'
   config.seed = 0

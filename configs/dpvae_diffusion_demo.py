@@ -8,10 +8,12 @@
 per-frame SD VAE would give; the model and sampler run on 2 latent frames, samples decode back to 8 frames.
 """
 
+from configs import common
 from configs import demo
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/dpvae_diffusion_demo.py')  # takes no config argument
   config = demo.with_iddpm(demo.get_config())  # the objective this demo was made with
   config.model.name = 'FrameDiTH-S/64-256/2-concat'  # 4x4 latents -> 2x2 patches per latent frame
   config.vae.name = 'dpvae'

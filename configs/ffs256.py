@@ -1,4 +1,6 @@
-"""FaceForensics at 256x256, FrameDiT-H-XL/2 with the official settings (../shared/DESIGN.md §5-6; linspace, resize + random flip).
+"""FaceForensics at 256x256, FrameDiT-H-XL/2 with the official settings (linspace, resize + random flip).
+
+Source: official `configs/ffs/FrameDiTH-XL-128-512-concat_train.yaml` and `datasets/ffs_datasets.py`.
 
   python launch/prepare_data.py --dataset=faceforensics --manual_dir=/data/ffs --data_dir=/data/tfds
   python launch/train.py --config=configs/ffs256.py:data_dir=/data/tfds --workdir=/ckpt/ffs256 \
@@ -13,4 +15,4 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.dataset_256_config('faceforensics', arg)
+  return common.dataset_256_config('faceforensics', arg, 'configs/ffs256.py')

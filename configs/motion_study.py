@@ -9,10 +9,12 @@ overridden by the demo's width/depth/heads).
   python launch/train.py --config=configs/motion_study.py --workdir=/tmp/ms   # one design alone (FrameDiT-H)
 """
 
+from configs import common
 from configs import demo
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/motion_study.py')  # takes no config argument
   config = demo.get_config()
 
   config.data.dataset = 'moving_shapes'  # builder config s32: 256 train / 64 test videos of 64 frames
@@ -28,7 +30,7 @@ def get_config():
   config.train.ckpt_every = 500
   config.train.keep = 1
 
-  config.sample.sampler = 'ddim'  # the label only: rectified flow always samples with Euler
+  config.sample.sampler = 'euler'  # rectified flow: the flow-ODE Euler sampler
   config.sample.num_samples = 8
   config.sample.batch_size = 8
   return config

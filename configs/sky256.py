@@ -1,4 +1,6 @@
-"""SkyTimelapse at 256x256, FrameDiT-H-XL/2 with the official settings (../shared/DESIGN.md §5-6; stride, center-crop + resize, no flip).
+"""SkyTimelapse at 256x256, FrameDiT-H-XL/2 with the official settings (stride, center-crop + resize, no flip).
+
+Source: official `configs/sky/FrameDiTH-XL-128-512-concat_train.yaml` and `datasets/sky_datasets.py`.
 
   python launch/prepare_data.py --dataset=sky_timelapse --manual_dir=/data/sky --data_dir=/data/tfds
   python launch/train.py --config=configs/sky256.py:data_dir=/data/tfds --workdir=/ckpt/sky256 \
@@ -13,4 +15,4 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.dataset_256_config('sky_timelapse', arg)
+  return common.dataset_256_config('sky_timelapse', arg, 'configs/sky256.py')

@@ -2,10 +2,12 @@
 
 import ml_collections
 
+from configs import common
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/t2v_common.py')  # takes no config argument
   config = default.get_config()
   config.task = 't2v'
   config.model.name = 'LatteT2V'  # or 'FrameDiTHT2V-XL/256-2-1-2-concat'

@@ -12,10 +12,12 @@ to_q/to_k/to_v/to_out.0) optional and off. `data.manual_dir` holds the videos wi
 framedit_jax/data/builders/captions.py).
 """
 
+from configs import common
 from configs import t2v_common
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  common.parse_arg(arg, {}, 'configs/t2v_pexels.py')  # takes no config argument
   config = t2v_common.get_config()
   config.model.name = 'FrameDiTHT2V-XL/256-2-1-2-concat'
   config.model.init_from = ''  # Latte-1 transformer/ folder (official: maxin-cn/Latte-1)

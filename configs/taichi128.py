@@ -1,27 +1,28 @@
-"""Taichi-HD at 128x128, FrameDiT-H-XL/2 (official Taichi settings, ../shared/DESIGN.md §5).
+"""Taichi-HD at 128x128, FrameDiT-H-XL/2 (official Taichi settings).
+
+Source: official `configs/taichi/FrameDiTH-XL-128-512-concat_train.yaml`; FrameDiT supplement §2.1.
 
   python launch/prepare_data.py --dataset=taichi_hd --manual_dir=/data/taichi --data_dir=/data/tfds
   python launch/train.py --config=configs/taichi128.py --workdir=/ckpt/taichi128 \
       --config.data.data_dir=/data/tfds --config.vae.checkpoint=/weights/sd-vae-ft-ema/diffusion_pytorch_model.safetensors
 
-Variants: `--config=configs/taichi128.py:runlocal` shrinks model, batch and steps for a smoke test;
-`--config=configs/taichi128.py:model=FrameDiTG-XL/128-512/2` picks another registered model.
+Config argument (configs/common.py): `runlocal` shrinks model, batch and steps for a smoke test;
+`model=FrameDiTG-XL/128-512/2` picks another registered model; `data_dir`, `manual_dir`, `frame_interval`,
+`num_frames`, `use_image_num` override `config.data`, e.g. `--config=configs/taichi128.py:data_dir=/data/tfds`.
 """
 
+from configs import common
 from configs import default
 
 
-def parse_arg(arg: str | None) -> dict:
-  """``'runlocal,model=Latte-XL/2'`` -> ``{'runlocal': True, 'model': 'Latte-XL/2'}``."""
-  out = {}
-  for part in filter(None, (arg or '').split(',')):
-    k, _, v = part.partition('=')
-    out[k] = v if v else True
-  return out
-
-
 def get_config(arg: str | None = None):
-  args = parse_arg(arg)
+  """Config argument: `common.BENCHMARK_KEYS` (runlocal, model, data_dir, manual_dir, frame_interval, ...)."""
+  args = common.parse_arg(arg, common.BENCHMARK_KEYS, 'configs/taichi128.py')
+  return common.apply_data_overrides(base_config(args), args)
+
+
+def base_config(args: dict):
+  """The Taichi 128² settings for parsed arguments `args` (runlocal, model), before the data overrides."""
   config = default.get_config()
   config.model.name = args.get('model', 'FrameDiTH-XL/128-512/2-concat')
   config.model.num_classes = 0  # unconditional (official extras: 1)

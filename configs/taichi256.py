@@ -1,4 +1,6 @@
-"""Taichi-HD at 256x256, FrameDiT-H-XL/2 with the official settings (../shared/DESIGN.md §5-6; stride, random flip).
+"""Taichi-HD at 256x256, FrameDiT-H-XL/2 with the official settings (stride, random flip).
+
+Source: official `configs/taichi/FrameDiTH-XL-128-512-concat_train.yaml` and `datasets/taichi_datasets.py`.
 
   python launch/prepare_data.py --dataset=taichi_hd --manual_dir=/data/taichi --data_dir=/data/tfds
   python launch/train.py --config=configs/taichi256.py:data_dir=/data/tfds --workdir=/ckpt/taichi256 \
@@ -13,4 +15,4 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.dataset_256_config('taichi_hd', arg)
+  return common.dataset_256_config('taichi_hd', arg, 'configs/taichi256.py')

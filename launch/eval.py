@@ -17,7 +17,8 @@ The I3D IS (official FrameDiT ``is``) is always reported. Every metric has its r
 Real clips from a folder follow StyleGAN-V ``fvd2048_16f`` (random seeded 16-frame clips at
 ``--real_stride``, optional ``--mirror``); from ``--config`` they come from ``framedit_jax.data`` (clips as
 that pipeline cuts them). Fakes are the first 16 frames of each sample. Prints FVD(samples, real) and
-FVD(real, real) on two disjoint real halves, writes ``--out_json`` and TensorBoard scalars in ``--workdir``.
+FVD(real, real) on two disjoint real halves, writes ``--out_json`` and, with ``--workdir`` (the training-run
+directory), TensorBoard scalars under ``<workdir>/eval`` at ``--step``.
 """
 
 import json
@@ -55,7 +56,8 @@ flags.DEFINE_string('fvmd_weights', None, 'PIPs++ pips2_weights.pth (official FV
 flags.DEFINE_string('lpips_weights', None, 'LPIPS .npz from framedit_jax.eval.lpips_convert; enables LPIPS.')
 flags.DEFINE_integer('metric_resolution', 256, 'FVMD/LPIPS clips are made this square first (official: 256).')
 flags.DEFINE_string('out_json', None, 'Where to write the results JSON.')
-flags.DEFINE_string('workdir', None, 'TensorBoard directory (clu metric writer).')
+flags.DEFINE_string('workdir', None, 'Training-run directory of the samples: the scalars are written to its '
+                    'TensorBoard under <workdir>/eval (next to the run\'s own train scalars).')
 flags.DEFINE_integer('step', 0, 'Step to log the scalars at.')
 FLAGS = flags.FLAGS
 
@@ -132,7 +134,7 @@ def main(argv):
       json.dump(res, f, indent=2)
   if FLAGS.workdir:
     from clu import metric_writers  # pylint: disable=g-import-not-at-top
-    writer = metric_writers.create_default_writer(FLAGS.workdir)
+    writer = metric_writers.create_default_writer(os.path.join(FLAGS.workdir, 'eval'))
     scalars = {f'eval/fvd{n}_{FLAGS.num_frames}f': res['fvd'],
                f'eval/fvd{n}_{FLAGS.num_frames}f_real_vs_real': res['fvd_real_vs_real']}
     scalars.update({f'eval/{k}': res[k] for k in res

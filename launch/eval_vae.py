@@ -15,7 +15,6 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -24,7 +23,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a get_config() file.', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of launch/train_vae.py (holds dpvae_export/).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training-run directory of launch/train_vae.py (holds dpvae_export/).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -43,11 +42,7 @@ def main(argv):
     config.vae.name = 'dpvae'
     if not config.vae.get('checkpoint'):
       config.vae.checkpoint = os.path.join(_WORKDIR.value, 'dpvae_export')
-  try:
-    dpvae = load_vae(config.vae)
-  except FileNotFoundError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  dpvae = load_vae(config.vae)  # a missing export is one `error:` line (cli.run)
   per_frame = VideoVAE(dpvae.key_module, dpvae.key_params, dpvae.scale_factor)
   clips = held_out_clips(config, int(config.dpvae.get('eval_num_videos', 8)))
   from framedit_jax.eval.lpips import WEIGHTS_HINT, make_lpips_fn  # pylint: disable=g-import-not-at-top
@@ -66,4 +61,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

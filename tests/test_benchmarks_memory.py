@@ -1,6 +1,6 @@
 """Matrix Attention keeps its score tensors at C*R*T^2 per batch element (no N*T^2 tensor beyond Local's).
 
-Reference: the closed form `framedit_jax.models.flops.temporal_attention_score_elements` (DESIGN.md section 3),
+Reference: the closed form `framedit_jax.models.flops.temporal_attention_score_elements` (supplement §1, Eq. 11-13),
 checked against every array shape in the *compiled* HLO of one temporal block's forward + backward. Shapes are
 chosen so that T, N, C, R and T*N are all distinct, so a dimension equal to T can only be a frame axis.
 """

@@ -152,7 +152,7 @@ def test_joint_image_frames_exact_stride(raw, tfds_dir, dataset):
 
 
 def test_resize_matches_torch_bilinear():
-  torch = pytest.importorskip('torch')
+  import torch
   x = np.random.default_rng(0).integers(0, 256, (2, 17, 23, 3), dtype=np.uint8)
   for out_hw in [(9, 31), (40, 12), (17, 23), (8, 8)]:
     want = torch.nn.functional.interpolate(

@@ -6,7 +6,7 @@ import pytest
 
 from framedit_jax.models import flops as F
 from framedit_jax.models import get_model
-from framedit_jax.models.design_flops import design_forward_flops, design_table
+from benchmarks.design_flops import design_forward_flops, design_table
 
 TINY = dict(depth=2, hidden_size=64, num_heads=2)
 

@@ -132,38 +132,3 @@ def test_wrong_channel_count_raises():
   d = fd.create_diffusion('')
   with pytest.raises(ValueError, match='learn_sigma'):
     d.p_mean_variance(jnp.zeros((1, 2, 3)), jnp.zeros((1, 2, 3)), jnp.array([1]))
-
-
-def test_uniform_sampler():
-  s = fd.create_named_schedule_sampler('uniform', 10)
-  t, w = s.sample(s.init(), jax.random.PRNGKey(0), 4000)
-  np.testing.assert_array_equal(w, 1.0)
-  counts = np.bincount(np.asarray(t), minlength=10)
-  assert counts.min() > 320 and counts.max() < 480  # 400 ± ~4σ
-
-
-def test_loss_second_moment_sampler_matches_iddpm_bookkeeping():
-  k, h = 4, 3
-  s = fd.LossSecondMomentResampler(k, history_per_term=h, uniform_prob=0.1)
-  state = s.init()
-  rng = np.random.RandomState(0)
-  ts = np.concatenate([np.repeat(np.arange(k), h), [1, 1, 2]])
-  losses = rng.rand(len(ts)).astype(np.float32) + 0.1
-  # Reference: IDDPM's sequential numpy bookkeeping.
-  hist, counts = np.zeros((k, h)), np.zeros(k, int)
-  for i, (t, l) in enumerate(zip(ts, losses)):
-    if counts[t] == h:
-      hist[t, :-1] = hist[t, 1:]
-      hist[t, -1] = l
-    else:
-      hist[t, counts[t]] = l
-      counts[t] += 1
-  np.testing.assert_allclose(s.weights(state), 0.25)  # not warmed up: uniform
-  state = jax.jit(s.update)(state, jnp.asarray(ts), jnp.asarray(losses))
-  np.testing.assert_allclose(state['history'], hist, rtol=1e-6)
-  np.testing.assert_array_equal(state['counts'], counts)
-  w = np.sqrt((hist ** 2).mean(-1))
-  p = w / w.sum() * 0.9 + 0.1 / k
-  np.testing.assert_allclose(s.weights(state), p, rtol=1e-5)
-  t, iw = s.sample(state, jax.random.PRNGKey(1), 64)
-  np.testing.assert_allclose(iw, 1 / (k * p[np.asarray(t)]), rtol=1e-5)

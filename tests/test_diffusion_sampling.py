@@ -1,4 +1,5 @@
-"""Samplers: oracle reconstruction, scan == Python loop step by step, reproducibility, progress, CFG, full VLB."""
+"""Samplers: oracle reconstruction, scan == Python loop (tests/_python_loop_samplers.py) step by step,
+reproducibility, progress, CFG on labels, full VLB."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,9 @@ import numpy as np
 import pytest
 
 from framedit_jax import diffusion as fd
+from framedit_jax.diffusion.guidance import guided_model_fn
+
+import _python_loop_samplers as pls
 
 SHAPE = (2, 2, 3, 3, 4)  # (B, T, H, W, C)
 
@@ -56,7 +60,7 @@ def test_scan_equals_python_loop_step_by_step_ddpm_with_progress():
       progress=lambda done, total: seen.append((done, total))))(key)
   jax.effects_barrier()
   assert sorted(seen) == [(4, 10), (8, 10), (10, 10)]  # host callback per chunk of 4 steps, and at the end
-  x_p, traj_p = d.p_sample_loop_python(_toy_model, SHAPE, key, return_intermediates=True)
+  x_p, traj_p = pls.p_sample_loop_python(d, _toy_model, SHAPE, key, return_intermediates=True)
   assert traj_s.shape == (10,) + SHAPE
   np.testing.assert_allclose(traj_s, traj_p, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(x_s, x_p, rtol=1e-5, atol=1e-5)
@@ -83,13 +87,13 @@ def test_scan_equals_python_loop_ddim_eta_and_reproducible():
   key = jax.random.PRNGKey(5)
   run = jax.jit(lambda k: d.ddim_sample_loop(_toy_model, SHAPE, k, eta=0.5, return_intermediates=True))
   x_s, traj_s = run(key)
-  _, traj_p = d.ddim_sample_loop_python(_toy_model, SHAPE, key, eta=0.5, return_intermediates=True)
+  _, traj_p = pls.ddim_sample_loop_python(d, _toy_model, SHAPE, key, eta=0.5, return_intermediates=True)
   np.testing.assert_allclose(traj_s, traj_p, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(run(key)[0], x_s)  # fixed key -> identical sample
   assert np.abs(np.asarray(run(jax.random.PRNGKey(6))[0] - x_s)).max() > 1e-2
 
 
-def test_cfg_model_fn():
+def test_guided_model_fn_labels_equals_hand_computed_eps():
   y = jnp.array([1, 2])
   calls = []
 
@@ -99,11 +103,14 @@ def test_cfg_model_fn():
   x = jax.random.normal(jax.random.PRNGKey(0), SHAPE)
   t = jnp.array([5, 9])
   s = 3.0
-  g = fd.cfg_model_fn(model, y, null_label=0, cfg_scale=s, eps_channels=4)(x, t)
+  g = guided_model_fn(model, {'y': y}, {'y': 0}, cfg_scale=s, eps_channels=4)(x, t)
   assert calls == [4]  # one batched call of 2B
   cond, unc = _toy_model(x, t, y), _toy_model(x, t, jnp.zeros_like(y))
   np.testing.assert_allclose(g[..., :4], unc[..., :4] + s * (cond[..., :4] - unc[..., :4]), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(g[..., 4:], cond[..., 4:], rtol=1e-6)
+  plain = guided_model_fn(model, {'y': y})(x, t)  # no null condition: one conditional call of B
+  assert calls[-1] == 2
+  np.testing.assert_array_equal(plain, cond)
 
 
 def test_calc_bpd_loop_scan_vs_loop_and_oracle_kl_zero():

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 @pytest.fixture(scope='module')
 def torch_c3d(tmp_path_factory):
-  torch = pytest.importorskip('torch')
+  import torch
   import _torch_c3d_ref as ref  # pylint: disable=g-import-not-at-top
   model = ref.randomize_(ref.C3D(), seed=0)
   d = tmp_path_factory.mktemp('c3d')

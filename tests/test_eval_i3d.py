@@ -89,7 +89,7 @@ def test_fvd_ordering(ordering_sets):
 
 def test_parity_with_torch_reference(variables, ordering_sets):
   # Our jitted extractor (preprocessing + network) on a real 9-frame clip vs the PyTorch I3D on the same input.
-  torch = pytest.importorskip('torch')
+  import torch
   import sys  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, os.path.dirname(__file__))
   import eval_torch_i3d  # pylint: disable=g-import-not-at-top
@@ -103,7 +103,7 @@ def test_parity_with_torch_reference(variables, ordering_sets):
 
 
 def test_resize_matches_torch_bilinear():
-  torch = pytest.importorskip('torch')
+  import torch
   x = np.random.default_rng(2).integers(0, 256, (1, 9, 40, 70, 3), dtype=np.uint8)
   ours = np.asarray(i3d.preprocess(x))
   t = torch.from_numpy(x[0].astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 @pytest.fixture(scope='module')
 def torch_model_and_file(tmp_path_factory):
-  torch = pytest.importorskip('torch')
+  import torch
   import _torch_inception_ref as ref  # pylint: disable=g-import-not-at-top
   model = ref.randomize_(ref.FIDInception(), seed=0)
   path = str(tmp_path_factory.mktemp('inception') / inception.WEIGHTS_NAME)

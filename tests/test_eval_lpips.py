@@ -65,7 +65,7 @@ def test_errors_name_the_problem(tmp_path):
   backbone, lin = tool.hashed_state_dicts('alex')
   del backbone['features.3.bias']
   lin['lin9.model.1.weight'] = lin['lin0.model.1.weight']
-  with pytest.raises(ValueError, match=r"missing \['features\.3\.bias'\], unexpected \['lin9\.model\.1\.weight'\]"):
+  with pytest.raises(ValueError, match=r"1 missing \[features\.3\.bias\]; 1 unexpected \[lin9\.model\.1\.weight\]"):
     lpips_convert.convert_state_dicts(backbone, lin, 'alex')
   with pytest.raises(ValueError, match='net must be one of'):
     lpips_convert.convert_state_dicts(backbone, lin, 'squeeze')

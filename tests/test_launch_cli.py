@@ -2,7 +2,8 @@
 
   * convert_checkpoint.py: official weights (fixture) -> orbax dir -> the official PyTorch output;
   * sample.py: mp4s equal the in-process `Experiment.generate` of the same checkpoint and seed;
-  * eval.py: FVD(real, real) = 0 for identical real halves, FVD(samples, real) > 0 for other videos;
+  * eval.py: FVD(real, real) = 0 for identical real halves, FVD(samples, real) > 0 for other videos, the same
+    value in the run directory's TensorBoard (<workdir>/eval);
   * prepare_data.py: the report equals the built dataset's own metadata;
   * prepare_latents.py: the cache equals `build_latent_cache` in-process with the same VAE.
 """
@@ -54,8 +55,8 @@ def test_convert_checkpoint_cli(tmp_path):
   meta = json.loads(bytes(data['__meta__']).decode())['framedit_g']
   save_file(P._state_dict(data, 'framedit_g', meta), str(tmp_path / 'w.safetensors'))  # pylint: disable=protected-access
   arch = {k: v for k, v in meta['overrides'].items() if k not in ('input_size', 'num_frames', 'num_classes')}
-  _launch('convert_checkpoint.py', f'--checkpoint={tmp_path / "w.safetensors"}', f'--model={meta["name"]}',
-          f'--out_dir={tmp_path / "jax"}', *[f'--override={k}={v}' for k, v in arch.items()])
+  _launch('convert_checkpoint.py', f'--src={tmp_path / "w.safetensors"}', f'--model={meta["name"]}',
+          f'--out={tmp_path / "jax"}', *[f'--override={k}={v}' for k, v in arch.items()])
   params, saved = checkpoint_io.load_params(str(tmp_path / 'jax'))
   module = get_model(saved['model_name'], **saved['overrides'])
   x = jnp.asarray(data['framedit_g|xq'].astype(np.float32) / np.float32(32.0))
@@ -106,13 +107,22 @@ def test_eval_cli_real_baseline_zero_and_fvd_positive(tmp_path):
     S.write_video(str(tmp_path / 'real' / f'r{i}.mp4'), 1, 16)  # 4 copies of one 16-frame video
   S.write_video(str(tmp_path / 'fake' / 'a.mp4'), 2, 16)
   S.write_video(str(tmp_path / 'fake' / 'b.mp4'), 3, 16)
+  work = tmp_path / 'run'  # a training-run directory: eval's scalars go to its TensorBoard under eval/
   _launch('eval.py', f'--samples={tmp_path / "fake"}', f'--real={tmp_path / "real"}', '--num_videos=2',
-          '--real_stride=1', '--batch_size=4', f'--out_json={tmp_path / "eval.json"}')
+          '--real_stride=1', '--batch_size=4', f'--out_json={tmp_path / "eval.json"}', f'--workdir={work}',
+          '--step=7')
   with open(tmp_path / 'eval.json') as f:
     out = json.load(f)
   assert out['num_videos'] == 2
   assert abs(out['fvd_real_vs_real']) < 1e-2  # identical real halves: the Frechet distance is exactly 0
   assert out['fvd'] > 1.0  # other videos are far away
+  from tensorboard.backend.event_processing import event_accumulator
+  from tensorboard.util import tensor_util
+  acc = event_accumulator.EventAccumulator(str(work / 'eval'), size_guidance={event_accumulator.TENSORS: 0})
+  acc.Reload()
+  logged = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors('eval/fvd2_16f')]
+  assert logged == [(7, pytest.approx(out['fvd'], rel=1e-6))]
+  assert os.listdir(work) == ['eval']
 
 
 def test_prepare_data_cli_reports_the_built_dataset(tmp_path, raw_videos):

@@ -24,7 +24,7 @@ def _matrix_module(u_type='param'):
 
 
 def _slow_matrix_attention(p, x, u_type='param'):
-  """Per-frame loop in float64 written from the equations (DESIGN.md §3)."""
+  """Per-frame loop in float64 written from the equations (supplement §1 Eq. 11; official `models/framedit_g.py`)."""
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
   x = np.asarray(x, np.float64)
 

@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from framedit_jax.models import forward_with_cfg, get_model, list_models
+from framedit_jax.diffusion.guidance import guided_model_fn
+from framedit_jax.models import get_model, list_models
+from framedit_jax.train.generate import class_apply_fn
 
 TINY = dict(depth=2, hidden_size=32, num_heads=2, input_size=8, num_frames=4)
 TINY_MATRIX = dict(TINY, qk_col_dim=8, v_col_dim=32, num_col_heads=4)
@@ -43,7 +45,7 @@ def test_untrained_model_outputs_exact_zero(name):
 
 @pytest.mark.parametrize('size,expected_m', [('S', 32.48), ('B', 129.55), ('L', 456.82), ('XL', 673.68)])
 def test_latte_param_counts_match_design(size, expected_m):
-  """DESIGN.md §2: trainable params of Latte at 256^2 (latent 32, p=2, learn_sigma, unconditional, 16 frames).
+  """Trainable params of the official `models/latte.py` at 256^2 (latent 32, p=2, learn_sigma, unconditional, T=16).
 
   The frozen sin-cos pos/temp embeddings are constants, not params, so the count is the trainable count.
   """
@@ -64,8 +66,10 @@ def test_cfg_scale_one_equals_conditional_and_guides_eps_only():
   both = m.apply({'params': params}, jnp.concatenate([x, x]), jnp.concatenate([t, t]), jnp.array([y[0], 3]))
   cond, uncond = both[:1], both[1:]
   assert float(jnp.abs(cond - uncond).max()) > 1e-3
-  np.testing.assert_allclose(forward_with_cfg(m, params, x, t, y, 1.0), cond, atol=1e-5)
-  guided = forward_with_cfg(m, params, x, t, y, 4.0)
+  apply = lambda x, t, **c: class_apply_fn(m)(params, x, t, **c)
+  cfg = lambda s: guided_model_fn(apply, {'y': y}, {'y': m.num_classes}, s, m.in_channels)(x, t)
+  np.testing.assert_allclose(cfg(1.0), cond, atol=1e-5)
+  guided = cfg(4.0)
   np.testing.assert_allclose(guided[..., :4], uncond[..., :4] + 4.0 * (cond[..., :4] - uncond[..., :4]), atol=1e-4)
   np.testing.assert_allclose(guided[..., 4:], cond[..., 4:], atol=1e-5)
   assert guided.shape == (1, 4, 8, 8, 8)

@@ -90,7 +90,7 @@ def test_remat_policy_names():
 
 
 def _largest_fusion_operands(depth: int, scan: bool) -> int:
-  model = get_model('Latte-S/2', depth=depth, scan_blocks=scan, grad_barrier=False, **TINY)
+  model = get_model('Latte-S/2', depth=depth, scan_blocks=scan, cpu_kernels=False, **TINY)
   x, t, _ = _inputs(model)
   params = jax.eval_shape(model.init, {'params': jax.random.PRNGKey(0)}, x, t)['params']
   loss = lambda p: jnp.sum(model.apply({'params': p}, x, t)**2)
@@ -101,7 +101,7 @@ def _largest_fusion_operands(depth: int, scan: bool) -> int:
 
 def test_scanned_backward_has_no_fusion_growing_with_depth():
   """The unrolled backward on XLA CPU fuses the residual-stream cotangent chain of every block into its consumers
-  (DESIGN.md §10: the 230-operand fusions that make the step superlinear in depth); the scan body bounds it."""
+  (benchmarks/README.md: the 230-operand fusions that make the step superlinear in depth); the scan body bounds it."""
   scanned = [_largest_fusion_operands(d, True) for d in (4, 6)]
   assert scanned[0] == scanned[1], scanned
   # That the unrolled, barrier-free backward still grows is checked in test_models_grad_barrier.py.

@@ -74,7 +74,7 @@ def test_converter_lists_keys_and_accepts_wrapped_names(fixture):
   convert_t2v_state_dict(wrapped, module, sample_inputs(module))
   del sd['temporal_transformer_blocks.1.attn1.matrix_attention.proj_v.bias_row']
   sd['transformer_blocks.0.attn2.extra.weight'] = np.zeros((2, 2), np.float32)
-  with pytest.raises(ValueError, match=r'missing .*proj_v/bias_row.*unexpected .*attn2\.extra\.weight'):
+  with pytest.raises(ValueError, match=r'1 missing \[.*proj_v/bias_row\]; 1 unexpected \[.*attn2\.extra\.weight\]'):
     convert_t2v_state_dict(sd, module, sample_inputs(module))
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from framedit_jax.data.builders import moving_shapes as ms
-from framedit_jax.eval import frame_stats
-from framedit_jax.eval import motion_stats
+from benchmarks import frame_stats
+from benchmarks import motion_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,9 +17,9 @@ SENTENCES = ['a cat walks on the grass', 'waves crash on a rocky shore at sunset
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
   """A tiny Latte-1-like root: tokenizer/spiece.model (trained here) + text_encoder/ from transformers."""
-  spm = pytest.importorskip('sentencepiece')
-  torch = pytest.importorskip('torch')
-  transformers = pytest.importorskip('transformers')
+  import sentencepiece as spm
+  import torch
+  import transformers
   root = tmp_path_factory.mktemp('t2v_ckpt')
   (root / 'tokenizer').mkdir()
   spm.SentencePieceTrainer.train(sentence_iterator=iter(SENTENCES * 4), model_prefix=str(root / 'tokenizer' / 'spiece'),
@@ -41,7 +41,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_relative_buckets_match_transformers():
-  torch = pytest.importorskip('torch')
+  import torch
   from transformers.models.t5.modeling_t5 import T5Attention
   rel = np.arange(-300, 301)
   ref = T5Attention._relative_position_bucket(torch.from_numpy(rel), bidirectional=True, num_buckets=32,
@@ -50,7 +50,7 @@ def test_relative_buckets_match_transformers():
 
 
 def test_t5_encoder_matches_transformers(checkpoint):
-  torch = pytest.importorskip('torch')
+  import torch
   root, model = checkpoint
   enc = TextEncoder.from_pretrained(str(root), max_length=40, dtype='float32', chunk_size=2)
   rng = np.random.default_rng(0)
@@ -87,7 +87,7 @@ def test_tokenizer_matches_sentencepiece_t5_rules(checkpoint):
 
 
 def test_tokenizer_matches_transformers_t5tokenizer(checkpoint):
-  transformers = pytest.importorskip('transformers')
+  import transformers
   root, _ = checkpoint
   ref_tok = transformers.T5Tokenizer.from_pretrained(str(root / 'tokenizer'), extra_ids=0)
   prompts = ['a dog runs on the beach', 'slow motion of rain', ' '.join(SENTENCES)]

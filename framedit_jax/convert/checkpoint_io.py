@@ -17,44 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from framedit_jax.convert.official import convert_state_dict
-
 META_FILE = 'framedit_model.json'
-
-
-def select_state_dict(checkpoint: Mapping[str, Any], weights: str = 'ema') -> tuple[dict[str, Any], str]:
-  """Picks the state_dict from an official checkpoint object.
-
-  Official train.py saves {'model': ..., 'ema': ..., 'optimizer': ..., ...}; a bare state_dict is also accepted.
-
-  Args:
-    checkpoint: the loaded object.
-    weights: 'ema' (default, like the official sampler's `find_model`) or 'model'.
-
-  Returns:
-    (state_dict, which) with which in {'ema', 'model', 'state_dict'}.
-
-  Raises:
-    ValueError: requested entry missing (one line naming the keys present).
-  """
-  if weights not in ('ema', 'model'):
-    raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}.")
-  if 'ema' in checkpoint or 'model' in checkpoint:
-    if checkpoint.get(weights) is not None:
-      return dict(checkpoint[weights]), weights
-    other = 'model' if weights == 'ema' else 'ema'
-    if weights == 'ema' and checkpoint.get(other) is not None:
-      return dict(checkpoint[other]), other  # no EMA saved: fall back to the raw weights (official behaviour)
-    raise ValueError(f'checkpoint has no {weights!r} weights; keys: {sorted(checkpoint)}.')
-  if 'state_dict' in checkpoint and isinstance(checkpoint['state_dict'], Mapping):
-    return dict(checkpoint['state_dict']), 'state_dict'
-  return dict(checkpoint), 'state_dict'
-
-
-def load_safetensors(path: str) -> dict[str, np.ndarray]:
-  """A .safetensors file -> {name: numpy array} (safetensors.numpy, no torch)."""
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-  return load_file(path)
 
 
 def save_params(params: Any, out_dir: str, model_name: str, overrides: Mapping[str, Any] | None = None,
@@ -70,7 +33,7 @@ def save_params(params: Any, out_dir: str, model_name: str, overrides: Mapping[s
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   path = os.path.abspath(out_dir)
   if os.path.exists(path):
-    raise FileExistsError(f'--out_dir {path} already exists; choose a new directory.')
+    raise FileExistsError(f'--out {path} already exists; choose a new directory.')
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(path, {'params': params})
   meta = dict(model_name=model_name, overrides=_jsonable(overrides or {}), source=source, weights=weights)
@@ -80,23 +43,61 @@ def save_params(params: Any, out_dir: str, model_name: str, overrides: Mapping[s
 
 
 def load_params(out_dir: str) -> tuple[Any, dict[str, Any]]:
-  """Restores `(params, meta)` written by `save_params` (params as numpy/jax arrays on the default device)."""
+  """Restores `(params, meta)` written by `save_params` (params as numpy/jax arrays on the default device).
+
+  Raises:
+    FileNotFoundError: no such directory. ValueError: a damaged checkpoint or meta file (one line naming it).
+  """
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   path = os.path.abspath(out_dir)
-  with ocp.StandardCheckpointer() as ckptr:
-    restored = ckptr.restore(path)
-  meta_path = os.path.join(path, META_FILE)
-  meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'converted checkpoint {path} not found; write it with launch/convert_checkpoint.py '
+                            'or launch/init_from_image_dit.py.')
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      restored = ckptr.restore(path)
+    meta_path = os.path.join(path, META_FILE)
+    meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'converted checkpoint {path} cannot be restored ({type(e).__name__}: '
+                     f'{" ".join(str(e).split())[:120]}); it is damaged: convert the source weights again.') from e
   return restored['params'], meta
 
 
 def convert_and_save(state_dict: Mapping[str, Any], model_name: str, out_dir: str, source: str = '',
                      weights: str = '', **overrides: Any) -> str:
   """`convert_state_dict` then `save_params`; the inferred sizes are recorded in the JSON meta."""
-  from framedit_jax.convert.official import infer_overrides, strip_prefix  # pylint: disable=g-import-not-at-top
+  from framedit_jax.convert.official import convert_state_dict  # pylint: disable=g-import-not-at-top
+  from framedit_jax.convert.official import infer_overrides  # pylint: disable=g-import-not-at-top
+  from framedit_jax.convert.weights import strip_prefixes  # pylint: disable=g-import-not-at-top
   params = convert_state_dict(state_dict, model_name, **overrides)
-  used = {**infer_overrides(strip_prefix(state_dict), model_name), **overrides}
+  used = {**infer_overrides(strip_prefixes(state_dict), model_name), **overrides}
   return save_params(params, out_dir, model_name, used, source, weights)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+  """`--override` values `['k=v', ...]` -> `{k: int | float | bool | str}` (the launchers' `get_model` overrides).
+
+  Raises:
+    ValueError: an item without '=' (one line).
+  """
+  out = {}
+  for item in items:
+    if '=' not in item:
+      raise ValueError(f'--override {item!r} must be key=value, e.g. --override=num_frames=16.')
+    key, text = (s.strip() for s in item.split('=', 1))
+    value: Any = text
+    if text.lower() in ('true', 'false'):
+      value = text.lower() == 'true'
+    else:
+      for cast in (int, float):
+        try:
+          value = cast(text)
+          break
+        except ValueError:
+          pass
+    out[key] = value
+  return out
 
 
 def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,20 +10,21 @@ Key mapping (official `models.py` names; same scheme as the Latte converter, `fr
   pos_embed (1, N, D)                            frozen 2-D sin-cos: checked against ours, dropped
 
 The released `DiT-XL-2-{256,512}.pt` files are bare state_dicts; training checkpoints `{'model', 'ema', ...}` are
-accepted too (EMA by default). `.pt` is read with `torch.load(weights_only=True)` (torch imported lazily) and
-`.safetensors` without torch.
+accepted too (EMA by default). Files are read by `framedit_jax.convert.weights.read_state_dict` (`.pt` with
+`torch.load(weights_only=True)`, torch imported lazily; `.safetensors` / `.npz` without torch).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framedit_jax.convert.official import _path_str, _torch_key, strip_prefix, to_numpy
+from framedit_jax.convert.official import _torch_key, official_to_flax
+from framedit_jax.convert.weights import (flatten, flax_to_torch_kernel, numpy_state_dict, read_state_dict,
+                                          strip_prefixes)
 from framedit_jax.models.embeddings import get_2d_sincos_pos_embed
 from framedit_jax.models.image_dit import get_image_dit, image_dit_config
 
@@ -32,33 +33,20 @@ def load_dit_checkpoint(path: str, weights: str = 'ema') -> dict[str, np.ndarray
   """Reads an official DiT checkpoint file into a `{official key: float32 numpy}` state_dict.
 
   Args:
-    path: `.pt` / `.pth` (bare state_dict or `{'model', 'ema', ...}`) or `.safetensors`.
+    path: `.pt` / `.pth` (bare state_dict or `{'model', 'ema', ...}`), `.safetensors` or `.npz`.
     weights: 'ema' or 'model' for training checkpoints (bare state_dicts ignore it).
 
   Raises:
-    FileNotFoundError: no such file. ValueError: unsupported suffix, or a .pt that needs pickle code.
+    FileNotFoundError: no such file. WeightsError (a ValueError): an unknown suffix, a damaged file, or a
+      pickle that needs code (refused before it runs).
   """
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'--dit={path}: no such file (an official DiT checkpoint, e.g. DiT-XL-2-256x256.pt).')
-  if path.endswith('.safetensors'):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return {k: to_numpy(v) for k, v in load_file(path).items()}
-  if not path.endswith(('.pt', '.pth')):
-    raise ValueError(f'--dit={path}: expected a .pt, .pth or .safetensors file.')
-  import torch  # pylint: disable=g-import-not-at-top
-  from framedit_jax.convert.checkpoint_io import select_state_dict  # pylint: disable=g-import-not-at-top
-  try:
-    obj = torch.load(path, map_location='cpu', weights_only=True)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'torch.load(weights_only=True) failed on {path} ({type(e).__name__}); re-save the bare '
-                     'state_dict with torch.save(model.state_dict(), p).') from e
-  sd, _ = select_state_dict(obj, weights)
-  return {k: to_numpy(v) for k, v in sd.items()}
+  return read_state_dict(path, 'DiT checkpoint', weights, hint='pass an official DiT checkpoint, e.g. '
+                         'DiT-XL-2-256x256.pt from github.com/facebookresearch/DiT.')
 
 
 def infer_dit_overrides(state_dict: Mapping[str, Any]) -> dict[str, Any]:
   """input_size, in_channels, num_classes, learn_sigma and patch_size read off the tensors of a DiT state_dict."""
-  sd = strip_prefix(state_dict)
+  sd = strip_prefixes(state_dict)
   out = {}
   if 'x_embedder.proj.weight' in sd:
     w = sd['x_embedder.proj.weight']
@@ -90,7 +78,7 @@ def convert_dit_state_dict(state_dict: Mapping[str, Any], model_name: str = 'DiT
   Raises:
     ValueError: missing keys, unexpected keys or shape mismatches, all listed in one message.
   """
-  sd = {k: to_numpy(v) for k, v in strip_prefix(state_dict).items()}
+  sd = numpy_state_dict(strip_prefixes(state_dict))
   inferred = infer_dit_overrides(sd)
   if 'patch_size' in inferred and inferred['patch_size'] != image_dit_config(model_name)['patch_size']:
     raise ValueError(f'convert_dit_state_dict: checkpoint patch size {inferred["patch_size"]} does not match '
@@ -102,35 +90,15 @@ def convert_dit_state_dict(state_dict: Mapping[str, Any], model_name: str = 'DiT
   y = jax.ShapeDtypeStruct((1,), jnp.int32) if module.num_classes > 0 else None
   shapes = jax.eval_shape(lambda x, t, y: module.init({'params': jax.random.PRNGKey(0)}, x, t, y)['params'],
                           x, t, y)
-  problems, used, leaves = [], set(), []
-  for path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]:
-    key, transform = _torch_key(_path_str(path))
-    if key not in sd:
-      problems.append(f'missing {key} {tuple(leaf.shape)}')
-      leaves.append(None)
-      continue
-    used.add(key)
-    arr = sd[key]
-    if transform == 'dense':
-      arr = arr.T
-    elif transform == 'conv':
-      arr = np.transpose(arr, (2, 3, 1, 0))
-    if arr.shape != tuple(leaf.shape):
-      problems.append(f'shape {key}: {tuple(sd[key].shape)} does not give {tuple(leaf.shape)}')
-    leaves.append(np.ascontiguousarray(arr, np.float32))
+  problems = []
   if 'pos_embed' in sd:
-    used.add('pos_embed')
+    pos = sd.pop('pos_embed')
     ref = get_2d_sincos_pos_embed(module.hidden_size, module.input_size // module.patch_size)[None]
-    if sd['pos_embed'].shape != ref.shape:
-      problems.append(f'shape pos_embed: {sd["pos_embed"].shape} != {ref.shape} (input_size)')
-    elif check_pos_embed and not np.allclose(sd['pos_embed'], ref, atol=1e-4):
-      problems.append(f'pos_embed differs from the fixed sin-cos embedding by {np.abs(sd["pos_embed"] - ref).max():.3g}')
-  unexpected = sorted(set(sd) - used)
-  if unexpected:
-    problems.append('unexpected ' + ', '.join(unexpected))
-  if problems:
-    raise ValueError(f'convert_dit_state_dict({model_name!r}): {len(problems)} problem(s): ' + '; '.join(problems))
-  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), leaves)
+    if pos.shape != ref.shape:
+      problems.append(f'pos_embed {pos.shape} != {ref.shape} (input_size)')
+    elif check_pos_embed and not np.allclose(pos, ref, atol=1e-4):
+      problems.append(f'pos_embed differs from the fixed sin-cos embedding by {np.abs(pos - ref).max():.3g}')
+  return official_to_flax(sd, shapes, f'convert_dit_state_dict({model_name!r})', problems)
 
 
 def export_dit_state_dict(params: Mapping[str, Any], input_size: int | None = None) -> dict[str, np.ndarray]:
@@ -140,14 +108,10 @@ def export_dit_state_dict(params: Mapping[str, Any], input_size: int | None = No
   holds it. Used to write demo / test checkpoints in the official layout.
   """
   out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    key, transform = _torch_key(_path_str(path))
+  for path, leaf in flatten(params).items():
+    key, transform = _torch_key(path)
     arr = np.asarray(leaf, np.float32)
-    if transform == 'dense':
-      arr = arr.T
-    elif transform == 'conv':
-      arr = np.transpose(arr, (3, 2, 0, 1))
-    out[key] = np.ascontiguousarray(arr)
+    out[key] = np.ascontiguousarray(arr if transform == 'copy' else flax_to_torch_kernel(arr))
   if input_size is not None:
     w = out['x_embedder.proj.weight']
     out['pos_embed'] = get_2d_sincos_pos_embed(w.shape[0], input_size // w.shape[2])[None]

@@ -15,8 +15,9 @@ Key mapping (official module names, `models/{latte,dit3d,framedit_g,framedit_h}*
   final_layer.{adaLN_modulation.1,linear}.*  -> final_layer/{adaLN_modulation,linear}/*
 
 `pos_embed` / `temp_embed` (frozen sin-cos) are checked against our constants and dropped; the identity-U buffer
-(`u_type='identity'`) is checked to be I and dropped. Every other key must map one to one: missing or unexpected
-keys raise a ValueError listing them. A 'module.' prefix (DDP) is stripped.
+(`u_type='identity'`) is checked to be I and dropped. Every other key must map one to one: missing, unexpected or
+mis-shaped keys raise one `WeightsError` listing them (`framedit_jax.convert.weights.to_flax`, the walker every
+converter uses). `module.` / `_orig_mod.` prefixes are stripped.
 """
 
 from __future__ import annotations
@@ -27,26 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.convert import weights
 from framedit_jax.models import get_model, model_config
 from framedit_jax.models.embeddings import get_1d_sincos_temp_embed, get_2d_sincos_pos_embed
-
-
-def to_numpy(value: Any) -> np.ndarray:
-  """A torch tensor (duck-typed, no torch import) or array-like -> float32/int numpy array."""
-  if hasattr(value, 'detach'):
-    value = value.detach().cpu()
-    if value.is_floating_point():
-      value = value.float()
-    value = value.numpy()
-  arr = np.asarray(value)
-  return arr.astype(np.float32) if np.issubdtype(arr.dtype, np.floating) else arr
-
-
-def strip_prefix(state_dict: Mapping[str, Any], prefix: str = 'module.') -> dict[str, Any]:
-  """Drops a DDP-style `prefix` when every key has it."""
-  if state_dict and all(k.startswith(prefix) for k in state_dict):
-    return {k[len(prefix):]: v for k, v in state_dict.items()}
-  return dict(state_dict)
 
 
 def infer_overrides(state_dict: Mapping[str, Any], model_name: str) -> dict[str, Any]:
@@ -56,7 +40,7 @@ def infer_overrides(state_dict: Mapping[str, Any], model_name: str) -> dict[str,
   `final_layer.linear.weight (p*p*C_out, D)` and `y_embedder.embedding_table.weight (num_classes + 1, D)` (the
   table is assumed to hold a null row, i.e. class_dropout_prob > 0, as in every official config).
   """
-  sd = strip_prefix(state_dict)
+  sd = weights.strip_prefixes(state_dict)
   p = model_config(model_name)['patch_size']
   out = {}
   if 'x_embedder.proj.weight' in sd:
@@ -102,10 +86,6 @@ def _torch_key(path: tuple[str, ...]) -> tuple[str, str]:
   return '.'.join(parts + [leaf]), transform
 
 
-def _path_str(path) -> tuple[str, ...]:
-  return tuple(getattr(k, 'key', str(k)) for k in path)
-
-
 def convert_state_dict(state_dict: Mapping[str, Any], model_name: str, check_embeddings: bool = True,
                        **overrides: Any) -> dict[str, Any]:
   """Maps an official PyTorch state_dict (model or EMA) to framedit_jax params for `get_model(model_name, ...)`.
@@ -123,7 +103,7 @@ def convert_state_dict(state_dict: Mapping[str, Any], model_name: str, check_emb
   Raises:
     ValueError: missing keys, unexpected keys or shape mismatches (all listed in one message).
   """
-  sd = {k: to_numpy(v) for k, v in strip_prefix(state_dict).items()}
+  sd = weights.numpy_state_dict(weights.strip_prefixes(state_dict))
   cfg = {**infer_overrides(sd, model_name), **overrides}
   module = get_model(model_name, **cfg)
   b, t = 1, module.num_frames + module.use_image_num
@@ -132,48 +112,38 @@ def convert_state_dict(state_dict: Mapping[str, Any], model_name: str, check_emb
   yy = jax.ShapeDtypeStruct((b,), jnp.int32) if module.num_classes > 0 else None
   shapes = jax.eval_shape(lambda x, t, y: module.init({'params': jax.random.PRNGKey(0)}, x, t, y)['params'],
                           x, tt, yy)
-
-  problems, used = [], set()
-  flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
-  converted = []
-  for path, leaf in flat:
-    key, transform = _torch_key(_path_str(path))
-    if key not in sd:
-      problems.append(f'missing {key} (for {"/".join(_path_str(path))} {tuple(leaf.shape)})')
-      converted.append(None)
-      continue
-    used.add(key)
-    arr = sd[key]
-    original = tuple(arr.shape)
-    if transform == 'dense':
-      arr = arr.T
-    elif transform == 'conv':
-      arr = np.transpose(arr, (2, 3, 1, 0))
-    if tuple(arr.shape) != tuple(leaf.shape):
-      problems.append(f'shape {key}: checkpoint {original} (as {tuple(arr.shape)}) != expected {tuple(leaf.shape)} '
-                      f'for {"/".join(_path_str(path))}')
-    converted.append(np.ascontiguousarray(arr, dtype=np.float32))
-
+  problems = []
   d = module.hidden_size
   grid = module.input_size // module.patch_size
   frozen = {'pos_embed': get_2d_sincos_pos_embed(d, grid)[None],
             'temp_embed': get_1d_sincos_temp_embed(d, module.num_frames)[None]}
   for key, ref in frozen.items():
     if key in sd:
-      used.add(key)
-      if sd[key].shape != ref.shape:
-        problems.append(f'shape {key}: checkpoint {sd[key].shape} != expected {ref.shape} (input_size/num_frames)')
-      elif check_embeddings and not np.allclose(sd[key], ref, atol=1e-4):
-        problems.append(f'{key} differs from the fixed sin-cos embedding (max diff '
-                        f'{np.abs(sd[key] - ref).max():.3g})')
+      value = sd.pop(key)
+      if value.shape != ref.shape:
+        problems.append(f'{key} {value.shape} != {ref.shape} (input_size / num_frames)')
+      elif check_embeddings and not np.allclose(value, ref, atol=1e-4):
+        problems.append(f'{key} differs from the fixed sin-cos embedding by {np.abs(value - ref).max():.3g}')
   if getattr(module, 'u_type', 'param') == 'identity':
-    for key in [k for k in sd if k.endswith('.u') and k not in used]:
-      used.add(key)
-      if not np.array_equal(sd[key], np.eye(sd[key].shape[0], dtype=np.float32)):
-        problems.append(f'{key} is not the identity buffer of u_type=identity')
-  unexpected = sorted(set(sd) - used)
-  if unexpected:
-    problems.append('unexpected ' + ', '.join(unexpected))
-  if problems:
-    raise ValueError(f'convert_state_dict({model_name!r}): {len(problems)} problem(s): ' + '; '.join(problems))
-  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), converted)
+    names = _torch_names(shapes)
+    for key in [k for k in sd if k.endswith('.u')]:
+      if key not in names:
+        value = sd.pop(key)
+        if not np.array_equal(value, np.eye(value.shape[0], dtype=np.float32)):
+          problems.append(f'{key} is not the identity buffer of u_type=identity')
+  return official_to_flax(sd, shapes, f'convert_state_dict({model_name!r})', problems)
+
+
+def _torch_names(shapes: Mapping[str, Any]) -> dict[str, tuple[tuple[str, ...], str]]:
+  """`{official key: (flax path, layout)}` for every leaf of a params tree of the official modules."""
+  return {_torch_key(path)[0]: (path, 'copy' if _torch_key(path)[1] == 'copy' else 'kernel')
+          for path in weights.flat_shapes(shapes)}
+
+
+def official_to_flax(state_dict: Mapping[str, Any], shapes: Mapping[str, Any], what: str,
+                     problems: list[str] = ()) -> dict[str, Any]:
+  """`weights.to_flax` with the official DiT / Latte / FrameDiT key names (`_torch_key`); missing params are named
+  by the official key they are read from."""
+  names = _torch_names(shapes)
+  return weights.to_flax(state_dict, shapes, names.get, what, name_of_missing=lambda p: _torch_key(p)[0],
+                         problems=problems)

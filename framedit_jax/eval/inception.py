@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.convert import weights
+
 INPUT_SIZE = 299
 POOL_DIM = 2048
 NUM_CLASSES = 1008
@@ -249,31 +251,16 @@ def _missing_file_error(path, flag):
 
 
 def read_state_dict(path: str, flag: str = '--inception_weights') -> dict[str, np.ndarray]:
-  """Reads a PyTorch-named state dict from ``.pth``/``.pt`` (torch imported lazily, ``weights_only=True``),
-  ``.npz`` (no pickle) or ``.safetensors`` into float32 numpy arrays.
+  """Reads a PyTorch-named state dict (``.pth``/``.pt`` with ``weights_only=True``, ``.npz``, ``.safetensors``)
+  through ``framedit_jax.convert.weights.read_state_dict``.
 
   Raises:
     FileNotFoundError: ``path`` is empty or missing (one line naming ``flag`` and the expected file).
+    ValueError: a damaged file or an unsafe pickle (refused before it runs), in one line.
   """
   if not path or not os.path.exists(path):
     raise _missing_file_error(path, flag)
-  if path.endswith('.npz'):
-    with np.load(path, allow_pickle=False) as z:
-      sd = {k: z[k] for k in z.files}
-  elif path.endswith('.safetensors'):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    sd = load_file(path)
-  else:
-    import torch  # pylint: disable=g-import-not-at-top
-    obj = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
-      obj = obj['state_dict']
-    sd = {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, 'detach')}
-  out = {}
-  for k, v in sd.items():
-    k = k[len('module.'):] if k.startswith('module.') else k
-    out[k] = np.asarray(v)
-  return out
+  return weights.read_state_dict(path, f'{flag}={path}')
 
 
 def _torch_to_flax_name(key: str):
@@ -288,11 +275,10 @@ def _torch_to_flax_name(key: str):
 
 
 @functools.lru_cache(maxsize=1)
-def _expected_shapes() -> dict[str, tuple[int, ...]]:
-  """'params/Mixed_5b/branch1x1/conv/kernel' -> shape, for every variable of ``InceptionV3``."""
-  want = jax.eval_shape(lambda: InceptionV3().init(jax.random.PRNGKey(0), jnp.zeros((1, 299, 299, 3))))
-  return {'/'.join((c,) + tuple(getattr(p, 'key', p) for p in path)): tuple(leaf.shape)
-          for c in want for path, leaf in jax.tree_util.tree_flatten_with_path(want[c])[0]}
+def _expected_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
+  """('params', 'Mixed_5b', 'branch1x1', 'conv', 'kernel') -> shape, for every variable of ``InceptionV3``."""
+  return weights.flat_shapes(jax.eval_shape(lambda: InceptionV3().init(jax.random.PRNGKey(0),
+                                                                        jnp.zeros((1, 299, 299, 3)))))
 
 
 def convert_state_dict(sd: dict[str, np.ndarray], source: str = 'state dict') -> dict:
@@ -302,37 +288,19 @@ def convert_state_dict(sd: dict[str, np.ndarray], source: str = 'state dict') ->
   (torchvision's auxiliary head) are ignored.
 
   Raises:
-    ValueError: missing/unexpected tensors or wrong shapes (one line, first few names).
+    WeightsError (a ValueError): missing/unexpected tensors or wrong shapes (one line, ``weights.to_flax``).
   """
-  want_flat = _expected_shapes()
-  got, unexpected = {}, []
-  for k, v in sd.items():
-    if k.endswith('num_batches_tracked') or k.startswith('AuxLogits.'):
-      continue
+  def rename(key):
+    if key.endswith('num_batches_tracked') or key.startswith('AuxLogits.'):
+      return weights.SKIP
     try:
-      col, path = _torch_to_flax_name(k)
+      col, path = _torch_to_flax_name(key)
     except (KeyError, ValueError):
-      unexpected.append(k)
-      continue
-    v = np.asarray(v, np.float32)
-    if path[-1] == 'kernel':
-      v = v.transpose(2, 3, 1, 0) if v.ndim == 4 else v.T
-    got['/'.join((col,) + path)] = v
-  missing = sorted(set(want_flat) - set(got))
-  unexpected += sorted(set(got) - set(want_flat))
-  bad = [k for k in got if k in want_flat and tuple(got[k].shape) != tuple(want_flat[k])]
-  if missing or unexpected or bad:
-    raise ValueError(f'{source} is not a pytorch-fid InceptionV3 state dict: missing {missing[:3]}, '
-                     f'unexpected {unexpected[:3]}, wrong shapes {bad[:3]} ({len(missing)}/{len(unexpected)}/'
-                     f'{len(bad)}); expected {WEIGHTS_NAME}.')
-  tree: dict = {}
-  for k, v in got.items():
-    node = tree
-    *parents, leaf = k.split('/')
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = v
-  return tree
+      return None
+    return (col,) + path, 'kernel' if path[-1] == 'kernel' else 'copy'
+
+  return weights.to_flax(sd, _expected_shapes(), rename, f'{source} is not a pytorch-fid InceptionV3 state dict',
+                         hint=f'expected {WEIGHTS_NAME} ({WEIGHTS_URL})')
 
 
 def load_inception_variables(path: str, flag: str = '--inception_weights') -> dict:

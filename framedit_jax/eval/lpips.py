@@ -117,23 +117,16 @@ def load_lpips(weights: str | None, net: str | None = None) -> tuple[str, dict]:
   import os  # pylint: disable=g-import-not-at-top
   if not weights or not os.path.exists(weights):
     raise FileNotFoundError(f'LPIPS weights {weights!r} not found. {WEIGHTS_HINT}')
-  with np.load(weights) as data:
-    arrays = {k: np.asarray(data[k]) for k in data.files}
+  from framedit_jax.convert import weights as reader  # pylint: disable=g-import-not-at-top
+  arrays = dict(reader.read_state_dict(weights, 'LPIPS weights', prefixes=()))
   file_net = str(arrays.pop('__net__', np.array('vgg')))
   if net is not None and net != file_net:
     raise ValueError(f'LPIPS weights {weights} are for net={file_net!r}, not {net!r}.')
   _check_net(file_net)
-  want = expected_keys(file_net)
-  missing, unexpected = sorted(set(want) - set(arrays)), sorted(set(arrays) - set(want))
-  if missing or unexpected:
-    raise ValueError(f'LPIPS weights {weights}: missing {missing}, unexpected {unexpected}.')
-  params = {}
-  for key, value in arrays.items():
-    node = params
-    *path, leaf = key.split('/')
-    for p in path:
-      node = node.setdefault(p, {})
-    node[leaf] = jnp.asarray(value, jnp.float32)
+  want = {tuple(k.split('/')): np.shape(arrays.get(k, np.zeros(0))) for k in expected_keys(file_net)}
+  params = reader.to_flax(arrays, want, lambda k: (tuple(k.split('/')), 'copy'), f'LPIPS weights {weights}',
+                          hint=WEIGHTS_HINT)
+  params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params)
   return file_net, {'params': params}
 
 

@@ -5,7 +5,7 @@
 The backbone file is a torchvision ImageNet state_dict (``features.<i>.{weight,bias}``; ``classifier.*`` is
 ignored). The lin layers are read from the installed ``lpips`` package (``lpips/weights/v0.1/<net>.pth``, keys
 ``lin<k>.model.1.weight``) unless ``--lin`` names the file. Files load with ``torch.load(weights_only=True)``
-(torch is imported here only) or as .safetensors / .npz.
+or as .safetensors / .npz (``framedit_jax.convert.weights``, torch imported only for torch files).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import os
 
 import numpy as np
 
+from framedit_jax.convert import weights
 from framedit_jax.eval import lpips
-from framedit_jax.eval import weights_io
 
 
 def _load_state_dict(path: str) -> dict[str, np.ndarray]:
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found. {lpips.WEIGHTS_HINT}')
-  return weights_io.read_state_dict(path, 'state_dict')
+  return weights.read_state_dict(path, 'LPIPS weights')
 
 
 def lin_weights_path(net: str) -> str:
@@ -45,42 +45,38 @@ def convert_state_dicts(backbone: dict, lin: dict, net: str = 'vgg') -> dict[str
     net: 'vgg' or 'alex'.
 
   Raises:
-    ValueError: listing the missing and unexpected keys, or a shape mismatch.
+    WeightsError (a ValueError): missing, unexpected and mis-shaped keys in one line (``weights.to_flax``).
   """
   lpips._check_net(net)  # pylint: disable=protected-access
-  backbone = {k.removeprefix('module.'): v for k, v in backbone.items() if not k.startswith('classifier.')}
-  out, used = {}, set()
-  missing = []
-  for layer in lpips.ARCH[net]['layers']:
-    if layer[0] != 'conv':
-      continue
-    _, idx, ch, k, _, _ = layer
-    for leaf, name in (('kernel', 'weight'), ('bias', 'bias')):
-      key = f'features.{idx}.{name}'
-      if key not in backbone:
-        missing.append(key)
-        continue
-      v = np.asarray(backbone[key], np.float32)
-      if leaf == 'kernel':
-        if v.shape[0] != ch or v.shape[2:] != (k, k):
-          raise ValueError(f'LPIPS backbone {key}: shape {v.shape}, expected ({ch}, C, {k}, {k}) for net={net!r}.')
-        v = v.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-      out[f'net/features_{idx}/{leaf}'] = v
-      used.add(key)
-  for k, ch in enumerate(lpips.ARCH[net]['channels']):
-    key = next((c for c in (f'lin{k}.model.1.weight', f'lin{k}.model.0.weight') if c in lin), None)
-    if key is None:
-      missing.append(f'lin{k}.model.1.weight')
-      continue
-    v = np.asarray(lin[key], np.float32)
-    if v.shape != (1, ch, 1, 1):
-      raise ValueError(f'LPIPS lin {key}: shape {v.shape}, expected (1, {ch}, 1, 1) for net={net!r}.')
-    out[f'lin{k}/kernel'] = v.transpose(2, 3, 1, 0)
-    used.add(key)
-  unexpected = sorted(set(backbone) - used) + sorted(set(lin) - used)
-  if missing or unexpected:
-    raise ValueError(f'LPIPS conversion (net={net!r}): missing {missing}, unexpected {unexpected}.')
-  return out
+  lin_keys = {f'lin{k}.model.{i}.weight' for k in range(len(lpips.ARCH[net]['channels'])) for i in (0, 1)}
+
+  def rename(key):
+    if key.startswith('classifier.'):
+      return weights.SKIP
+    parts = key.split('.')
+    if key in lin_keys:
+      return (parts[0], 'kernel'), 'kernel'
+    if len(parts) == 3 and parts[0] == 'features' and parts[2] in ('weight', 'bias'):
+      return ('net', f'features_{parts[1]}', 'kernel' if parts[2] == 'weight' else 'bias'), 'kernel'
+    return None
+
+  merged = {**weights.strip_prefixes(backbone), **lin}
+  tree = weights.to_flax(merged, lpips_shapes(net), rename, f'LPIPS conversion (net={net!r})',
+                         name_of_missing=_torch_name, hint=lpips.WEIGHTS_HINT)
+  return {'/'.join(k): v for k, v in weights.flatten(tree).items()}
+
+
+def lpips_shapes(net: str) -> dict[tuple[str, ...], tuple[int, ...]]:
+  """`{param path: shape}` of `LPIPS(net)` (abstract init, nothing computed)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  x = jax.ShapeDtypeStruct((1, 64, 64, 3), np.float32)
+  return weights.flat_shapes(jax.eval_shape(lpips.LPIPS(net).init, jax.random.key(0), x, x)['params'])
+
+
+def _torch_name(path: tuple[str, ...]) -> str:
+  if path[0] == 'net':
+    return f'features.{path[1].split("_")[1]}.{"weight" if path[2] == "kernel" else "bias"}'
+  return f'{path[0]}.model.1.weight'
 
 
 def convert_files(backbone_path: str, out_path: str, net: str = 'vgg', lin_path: str | None = None) -> str:

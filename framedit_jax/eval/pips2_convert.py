@@ -2,8 +2,8 @@
 
 The official FVMD weights are ``pips2_weights.pth`` from
 https://github.com/ljh0v0/FVMD-frechet-video-motion-distance/releases/download/pips2_weights/pips2_weights.pth
-(a dict whose ``model_state_dict`` holds the ``Pips`` state_dict), read with ``torch.load(weights_only=True)``;
-.safetensors and .npz (same key names) load without torch. Torch names map to Flax paths by joining list
+(a dict whose ``model_state_dict`` holds the ``Pips`` state_dict), read by ``framedit_jax.convert.weights``
+(``torch.load(weights_only=True)``; .safetensors and .npz with the same key names load without torch). Torch names map to Flax paths by joining list
 indices to their parent (``fnet.layer2.0.downsample.0.weight`` -> ``fnet/layer2_0/downsample_0/kernel``);
 conv kernels go OI[H]W -> [H]WIO, linear weights are transposed. ``norm.{weight,bias}`` (a GroupNorm that
 ``Pips.forward`` never calls) is dropped.
@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.convert import weights
 from framedit_jax.eval import pips2
 from framedit_jax.eval.pips2_layers import BasicEncoder
 from framedit_jax.eval.pips2_layers import DeltaBlock
-from framedit_jax.eval import weights_io
 
 WEIGHTS_URL = ('https://github.com/ljh0v0/FVMD-frechet-video-motion-distance/releases/download/pips2_weights/'
                'pips2_weights.pth')
@@ -31,18 +31,23 @@ UNUSED = ('norm.weight', 'norm.bias')
 def _read(path: str) -> dict[str, np.ndarray]:
   if not path or not os.path.exists(path):
     raise FileNotFoundError(f'PIPs++ weights {path!r} not found. {WEIGHTS_HINT}')
-  return weights_io.read_state_dict(path, 'model_state_dict')
+  return weights.read_state_dict(path, 'PIPs++ weights')
 
 
-def _flax_path(key: str) -> tuple[str, ...]:
+def _flax_path(key: str):
+  """`fnet.layer2.0.downsample.0.weight` -> (('fnet', 'layer2_0', 'downsample_0', 'kernel'), 'kernel')."""
+  if key in UNUSED:
+    return weights.SKIP
   parts = []
   for p in key.split('.'):
     if p.isdigit() and parts:
       parts[-1] += f'_{p}'
     else:
       parts.append(p)
+  if parts[-1] not in ('weight', 'bias'):
+    return None
   leaf = {'weight': 'kernel', 'bias': 'bias'}[parts[-1]]
-  return tuple(parts[:-1]) + (leaf,)
+  return tuple(parts[:-1]) + (leaf,), 'kernel' if leaf == 'kernel' else 'copy'
 
 
 def expected_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -52,47 +57,18 @@ def expected_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
                         jnp.zeros((1, 64, 64, 3)))['params']
   delta = jax.eval_shape(DeltaBlock(pips2.LATENT_DIM).init, jax.random.key(0), jnp.zeros((1, 4, kitchen)),
                          jnp.zeros((1, 4, 2)))['params']
-  flat = {}
-  for name, tree in (('fnet', fnet), ('delta_block', delta)):
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-      flat[(name,) + tuple(k.key for k in path)] = tuple(leaf.shape)
-  return flat
+  return weights.flat_shapes({'fnet': fnet, 'delta_block': delta})
 
 
 def convert_state_dict(state_dict: dict) -> dict:
   """Torch ``Pips`` state_dict (numpy or torch values) -> nested Flax params ``{'fnet', 'delta_block'}``.
 
   Raises:
-    ValueError: listing missing and unexpected keys, or the first shape mismatch.
+    WeightsError (a ValueError): missing, unexpected and mis-shaped keys in one line (``weights.to_flax``).
   """
-  want = expected_shapes()
-  params, seen, unexpected = {}, set(), []
-  for key, value in state_dict.items():
-    key = key.removeprefix('module.')
-    if key in UNUSED:
-      continue
-    try:
-      path = _flax_path(key)
-    except KeyError:
-      unexpected.append(key)
-      continue
-    if path not in want:
-      unexpected.append(key)
-      continue
-    v = np.asarray(value, np.float32)
-    if path[-1] == 'kernel':
-      v = np.transpose(v, tuple(range(2, v.ndim)) + (1, 0))  # O I [H] W -> [H] W I O ; (out, in) -> (in, out)
-    if v.shape != want[path]:
-      raise ValueError(f'PIPs++ {key}: shape {v.shape} after conversion, expected {want[path]}.')
-    node = params
-    for p in path[:-1]:
-      node = node.setdefault(p, {})
-    node[path[-1]] = jnp.asarray(v)
-    seen.add(path)
-  missing = ['.'.join(p) for p in sorted(set(want) - seen)]
-  if missing or unexpected:
-    raise ValueError(f'PIPs++ checkpoint: missing {missing}, unexpected {sorted(unexpected)}.')
-  return params
+  params = weights.to_flax(weights.strip_prefixes(state_dict), expected_shapes(), _flax_path, 'PIPs++ checkpoint',
+                           hint=WEIGHTS_HINT)
+  return jax.tree.map(jnp.asarray, params)
 
 
 def load_pips2(path: str | None) -> dict:

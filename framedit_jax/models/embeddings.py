@@ -1,6 +1,6 @@
 """Input embeddings: patches, fixed sin-cos positions, timesteps and class labels.
 
-Facts from DESIGN.md §2 (official `models/latte.py`, `models/framedit_g.py`):
+Facts from the official code ( `models/latte.py`, `models/framedit_g.py`):
   * spatial position embedding: frozen 2-D sin-cos (MAE), first D/2 channels encode the column;
   * temporal position embedding: frozen 1-D `[sin | cos]`;
   * timestep: 256-d `[cos | sin]` sinusoid -> Linear -> SiLU -> Linear;

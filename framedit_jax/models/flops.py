@@ -5,7 +5,7 @@ Convention (the usual MFU one, e.g. PaLM appendix B / DiT):
     softmax, GELU, modulation, residuals, biases) is left out. It is ~1-5% of XLA's count at real widths;
   * attention counts the score product `QK^T` and the `AV` product (`2 * 2 L^2 D` per sequence of L tokens);
   * MatrixLinear `U^T X W` is counted in the cheaper contraction order, as `models.attention.matrix_linear` runs
-    it (DESIGN.md section 3: forming `U^T X` first would cost `2 r D^2` when r > N);
+    it (official `models/framedit_g.py` order; forming `U^T X` first would cost `2 r D^2` when r > N);
   * adaLN modulation is counted once per batch element, as `models.blocks.DiTBlock` computes it;
   * a train step is `3x` the forward (forward + backward for activations and weights), with no remat recompute:
     model FLOPs, not hardware FLOPs. Optimizer and EMA updates are elementwise and not counted.
@@ -70,7 +70,7 @@ def shape_from_name(name: str, *, input_size: int, num_frames: int, batch_size: 
   kw = {k: v for k, v in cfg.items() if k in fields}
   for k, v in overrides.items():
     if k not in fields:
-      if k in ('dtype', 'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'grad_barrier', 'num_classes', 'u_type',
+      if k in ('dtype', 'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'cpu_kernels', 'num_classes', 'u_type', 'context_parallel',
                'class_dropout_prob', 'use_image_num'):
         continue  # do not change the FLOP count
       raise TypeError(f'shape_from_name: {k!r} is not a ModelShape field ({", ".join(sorted(fields))}).')
@@ -184,7 +184,7 @@ def temporal_attention_score_elements(s: ModelShape) -> int:
   """Elements of the temporal attention map(s) of one temporal block (per batch of B videos).
 
   Local Factorized: `B N h T^2`; Full 3D: `B h (T N)^2`; Matrix Attention: `B C R T^2` (R = num_heads);
-  FrameDiT-H: local + matrix. This is what a materialised score tensor holds (DESIGN.md section 3).
+  FrameDiT-H: local + matrix. This is what a materialised score tensor holds (FrameDiT supplement §1).
   """
   b, t, n, h = s.batch_size, s.num_frames, s.tokens_per_frame, s.num_heads
   local = b * n * h * t * t

@@ -5,7 +5,7 @@ enclosing `jax.shard_map` (the model then runs unsharded: `init`, sampling, sing
 built with `frame_axis='frame'` computes the same numbers everywhere; only inside `apply_frame_parallel` does it see
 its local slice of T and communicate. This module imports nothing from `framedit_jax.models` (the models import it).
 
-Layouts (DESIGN.md §8): frame-sharded `(B, T/f, N, D)` -> gathered `(B, T, ...)` (all-gather, for K/V) or
+Layouts (docs/scaling.md): frame-sharded `(B, T/f, N, D)` -> gathered `(B, T, ...)` (all-gather, for K/V) or
 token-sharded `(B, T, N/f, D)` (all-to-all, for Local Factorized attention over T).
 """
 

@@ -1,6 +1,6 @@
 """Frame (sequence) parallelism: the video's T axis sharded over the mesh axis `frame` with `jax.shard_map`.
 
-DESIGN.md §8. Inside `apply_frame_parallel` every device holds `(B/(data*fsdp), T/f, H, W, C)` and the full
+See docs/scaling.md. Inside `apply_frame_parallel` every device holds `(B/(data*fsdp), T/f, H, W, C)` and the full
 (replicated) parameters; the model, built with `frame_axis='frame'`, then runs
   * patch embedding, spatial blocks, MLPs, adaLN and the final layer per frame: no communication;
   * the temporal position embedding as this shard's slice (offset `axis_index('frame') * T/f`);

@@ -1,6 +1,6 @@
 """Device mesh and shardings for training and sampling.
 
-The mesh has three named axes (../shared/DESIGN.md §8):
+The mesh has three named axes (docs/scaling.md):
 
 * ``data``  — batch (data parallelism),
 * ``fsdp``  — batch *and* parameter sharding (ZeRO-3 style),

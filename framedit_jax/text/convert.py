@@ -12,97 +12,84 @@ Key names (transformers `T5EncoderModel.state_dict()`, torch `Linear.weight` is 
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import re
 from typing import Any, Mapping
 
 import numpy as np
 
+from framedit_jax.convert.weights import SKIP, read_state_dict, to_flax
 from framedit_jax.text.t5 import T5Config
 
 _IGNORED_PREFIXES = ('decoder.', 'lm_head.')
 
 
-def load_torch_state_dict(path: str, what: str = 'text_encoder') -> dict[str, np.ndarray]:
-  """Reads a checkpoint: a folder (sharded or single `*.safetensors`, else `*.bin`), or one file.
+def _t5_path(key: str) -> Any:
+  """transformers T5 encoder key -> (our param path, layout); SKIP for decoder / lm_head; None if unknown."""
+  if key.startswith(_IGNORED_PREFIXES):
+    return SKIP
+  if key in ('shared.weight', 'encoder.embed_tokens.weight'):
+    return ('shared', 'embedding'), 'copy'
+  if key == 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight':
+    return ('relative_attention_bias',), 'copy'
+  if key == 'encoder.final_layer_norm.weight':
+    return ('final_norm', 'weight'), 'copy'
+  m = re.fullmatch(r'encoder\.block\.(\d+)\.layer\.([01])\.(SelfAttention\.[qkvo]|DenseReluDense\.\w+|layer_norm)\.weight',
+                   key)
+  if not m:
+    return None
+  block, sub, name = f'block_{m.group(1)}', m.group(2), m.group(3)
+  if name == 'layer_norm':
+    return (block, 'attn_norm' if sub == '0' else 'mlp_norm', 'weight'), 'copy'
+  if name.startswith('SelfAttention.'):
+    return (block, 'attn', name.split('.')[1], 'kernel'), 'kernel'
+  return (block, name.split('.')[1], 'kernel'), 'kernel'
 
-  `.safetensors` are read with safetensors.numpy (no torch); `.bin`/`.pt` with `torch.load(weights_only=True)`
-  (torch imported here only). bf16 tensors are returned as float32. `what` names the expected folder in errors.
 
-  Raises:
-    FileNotFoundError: no weight file at `path` (one line naming the folder and the files expected).
-  """
-  if os.path.isdir(path):
-    files = sorted(glob.glob(os.path.join(path, '*.safetensors'))) or sorted(glob.glob(os.path.join(path, '*.bin')))
-    if not files:
-      raise FileNotFoundError(f'{what} folder {path} has no *.safetensors or *.bin weights; expected the '
-                              f"checkpoint's `{what}/` folder (e.g. Latte-1/{what}).")
-  elif os.path.isfile(path):
-    files = [path]
-  else:
-    raise FileNotFoundError(f'{what} {path} not found; expected a `{what}/` folder with config.json and '
-                            '*.safetensors.')
-  sd = {}
-  for f in files:
-    if f.endswith('.safetensors'):
-      from safetensors import safe_open  # pylint: disable=g-import-not-at-top
-      with safe_open(f, framework='flax') as reader:  # jax arrays: handles bf16, unlike the numpy framework
-        for k in reader.keys():
-          sd[k] = np.asarray(reader.get_tensor(k).astype('float32'))
-    else:
-      import torch  # pylint: disable=g-import-not-at-top
-      for k, v in torch.load(f, map_location='cpu', weights_only=True).items():
-        sd[k] = v.float().numpy()
-  return sd
+def t5_param_shapes(config: T5Config) -> dict[tuple[str, ...], tuple[int, ...]]:
+  """`{param path: shape}` of `T5Encoder(config)` (from `config`, nothing traced)."""
+  c = config
+  inner = c.num_heads * c.d_kv
+  out = {('shared', 'embedding'): (c.vocab_size, c.d_model),
+         ('relative_attention_bias',): (c.relative_attention_num_buckets, c.num_heads),
+         ('final_norm', 'weight'): (c.d_model,)}
+  for i in range(c.num_layers):
+    b = f'block_{i}'
+    out.update({(b, 'attn_norm', 'weight'): (c.d_model,), (b, 'mlp_norm', 'weight'): (c.d_model,),
+                (b, 'wi_0', 'kernel'): (c.d_model, c.d_ff), (b, 'wi_1', 'kernel'): (c.d_model, c.d_ff),
+                (b, 'wo', 'kernel'): (c.d_ff, c.d_model)})
+    out.update({(b, 'attn', n, 'kernel'): (c.d_model, inner) if n != 'o' else (inner, c.d_model) for n in 'qkvo'})
+  return out
 
 
 def convert_t5_state_dict(state_dict: Mapping[str, Any], config: T5Config) -> dict[str, Any]:
   """Maps a transformers T5 (encoder) state_dict to `T5Encoder(config)` params (float32 numpy).
 
-  Decoder / lm_head keys are ignored (a full T5ForConditionalGeneration checkpoint works).
+  Decoder / lm_head keys are ignored (a full T5ForConditionalGeneration checkpoint works); the tied
+  `encoder.embed_tokens.weight` is used only when `shared.weight` is absent.
 
   Raises:
-    ValueError: missing or unexpected encoder keys, or a shape that disagrees with `config` (one line listing them).
+    WeightsError (a ValueError): missing or unexpected encoder keys, or shapes that disagree with `config`, in
+      one line (`framedit_jax.convert.weights.to_flax`).
   """
-  sd = {k: np.asarray(v, np.float32) for k, v in state_dict.items() if not k.startswith(_IGNORED_PREFIXES)}
-  used, missing, params = set(), [], {}
+  sd = dict(state_dict)
+  if 'shared.weight' in sd:
+    sd.pop('encoder.embed_tokens.weight', None)
+  names = {v[0]: k for k, v in ((k, _t5_path(k)) for k in _all_t5_keys(config)) if isinstance(v, tuple)}
+  return to_flax(sd, t5_param_shapes(config), _t5_path, 'T5 state_dict', name_of_missing=names.get,
+                 hint='pass the text_encoder/ folder whose config.json it was saved with')
 
-  def take(key, transpose=False, shape=None):
-    if key not in sd:
-      missing.append(key)
-      return None
-    used.add(key)
-    v = sd[key].T if transpose else sd[key]
-    if shape is not None and v.shape != shape:
-      raise ValueError(f'T5 weight {key} has shape {sd[key].shape}; config expects {shape[::-1] if transpose else shape}.')
-    return v
 
-  c = config
-  inner = c.num_heads * c.d_kv
-  emb_key = 'shared.weight' if 'shared.weight' in sd else 'encoder.embed_tokens.weight'
-  params['shared'] = {'embedding': take(emb_key, shape=(c.vocab_size, c.d_model))}
-  used.update(k for k in ('shared.weight', 'encoder.embed_tokens.weight') if k in sd)
-  params['relative_attention_bias'] = take('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight',
-                                           shape=(c.relative_attention_num_buckets, c.num_heads))
-  for i in range(c.num_layers):
+def _all_t5_keys(config: T5Config) -> list[str]:
+  keys = ['shared.weight', 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight',
+          'encoder.final_layer_norm.weight']
+  for i in range(config.num_layers):
     pre = f'encoder.block.{i}.layer.'
-    attn = {n: {'kernel': take(f'{pre}0.SelfAttention.{n}.weight', True, (c.d_model, inner) if n != 'o' else
-                               (inner, c.d_model))} for n in ('q', 'k', 'v', 'o')}
-    params[f'block_{i}'] = {
-        'attn_norm': {'weight': take(f'{pre}0.layer_norm.weight', shape=(c.d_model,))},
-        'attn': attn,
-        'mlp_norm': {'weight': take(f'{pre}1.layer_norm.weight', shape=(c.d_model,))},
-        'wi_0': {'kernel': take(f'{pre}1.DenseReluDense.wi_0.weight', True, (c.d_model, c.d_ff))},
-        'wi_1': {'kernel': take(f'{pre}1.DenseReluDense.wi_1.weight', True, (c.d_model, c.d_ff))},
-        'wo': {'kernel': take(f'{pre}1.DenseReluDense.wo.weight', True, (c.d_ff, c.d_model))},
-    }
-  params['final_norm'] = {'weight': take('encoder.final_layer_norm.weight', shape=(c.d_model,))}
-  unexpected = sorted(set(sd) - used)
-  if missing or unexpected:
-    raise ValueError(f'T5 state_dict: missing {missing[:8]}{"..." if len(missing) > 8 else ""}; '
-                     f'unexpected {unexpected[:8]}{"..." if len(unexpected) > 8 else ""}.')
-  return params
+    keys += [f'{pre}0.SelfAttention.{n}.weight' for n in 'qkvo'] + [f'{pre}0.layer_norm.weight',
+                                                                     f'{pre}1.layer_norm.weight']
+    keys += [f'{pre}1.DenseReluDense.{n}.weight' for n in ('wi_0', 'wi_1', 'wo')]
+  return keys
 
 
 def read_t5_config(folder: str) -> T5Config:
@@ -122,7 +109,7 @@ def read_t5_config(folder: str) -> T5Config:
 def load_t5_encoder(folder: str) -> tuple[T5Config, dict[str, Any]]:
   """`(config, params)` from a Hugging Face `text_encoder/` folder (config.json + safetensors/bin weights)."""
   config = read_t5_config(folder)
-  return config, convert_t5_state_dict(load_torch_state_dict(folder), config)
+  return config, convert_t5_state_dict(read_state_dict(folder, 'text_encoder folder'), config)
 
 
 def t5_params_to_hf(params: Mapping[str, Any], config: T5Config) -> dict[str, np.ndarray]:

@@ -33,17 +33,20 @@ def _config_file(argv: list[str], name: str = 'config') -> str | None:
 
 
 def _load_config(path: str):
-  """``get_config()`` of a config file (``file.py`` or ``file.py:arg``), or None if it cannot be loaded."""
+  """``(config, error)`` for a config file (``file.py`` or ``file.py:arg``): ``get_config(arg)``'s result, or
+  None and the one-line text of the user error it raised (a bad config argument, see configs/common.py)."""
   path, _, arg = path.partition(':')
   if not os.path.isfile(path):
-    return None
+    return None, None
   spec = importlib.util.spec_from_file_location('_framedit_cli_config', path)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
+    return (module.get_config(arg) if arg else module.get_config()), None
+  except USER_ERRORS as err:
+    return None, _one_line(err)
   except Exception:  # pylint: disable=broad-except
-    return None
+    return None, None
 
 
 def unknown_override(config, argv: list[str], name: str = 'config') -> str | None:
@@ -77,8 +80,8 @@ def parse_flags(argv: list[str]) -> list[str]:
       if not os.path.isfile(path.partition(':')[0]):
         msg = f'--config={path}: no such file; pass a config file such as configs/demo.py.'
       else:
-        config = _load_config(path)
-        msg = unknown_override(config, argv) if config is not None else None
+        config, msg = _load_config(path)
+        msg = msg or (unknown_override(config, argv) if config is not None else None)
     print(f'error: {msg or _one_line(err)}', file=sys.stderr)
     sys.exit(1)
 

@@ -1,40 +1,22 @@
-"""Video generation from a trained model (jitted samplers), host gathering, and mp4 writing.
+"""Video generation: the one sampling path (compiled samplers with params as arguments), host gathering, mp4s.
 
-Used at the end of training, at ``config.train.sample_every`` / ``fvd_every`` intervals, and by
-``launch/sample.py`` (through ``framedit_jax.train.experiment``).
+Every sampler of every model goes through ``Sampler``: class-conditional and unconditional backbones
+(``Experiment.generate``, at ``config.train.sample_every`` / ``fvd_every`` and the end of training) and
+text-to-video models (``framedit_jax.train.sample_run``, ``launch/sample.py --prompt``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framedit_jax.diffusion import create_diffusion
-
-
-def sampling_diffusion(config):
-  """The respaced diffusion for sampling: ``'250'`` (DDPM-250, official) or ``'ddimN'``."""
-  s, d = config.sample, config.diffusion
-  if d.get('objective', 'iddpm') == 'rectified_flow':  # Euler ODE sampler, s.num_steps steps
-    from framedit_jax.diffusion.objectives import rectified_flow_from_config  # pylint: disable=g-import-not-at-top
-    return rectified_flow_from_config(d, s.num_steps)
-  if s.sampler not in ('ddpm', 'ddim'):
-    raise ValueError(f"config.sample.sampler must be 'ddpm' or 'ddim', got {s.sampler!r}.")
-  respacing = f'ddim{s.num_steps}' if s.sampler == 'ddim' else str(s.num_steps)
-  return create_diffusion(timestep_respacing=respacing, noise_schedule=d.noise_schedule,
-                          learn_sigma=d.learn_sigma, diffusion_steps=d.diffusion_steps,
-                          predict=d.get('predict', 'epsilon'))
-
-
-def sampler_name(config) -> str:
-  """The sampler `sampling_diffusion` runs, with its step count: 'euler50' (rectified flow), 'ddpm250', 'ddim50'."""
-  s = config.sample
-  kind = 'euler' if config.diffusion.get('objective', 'iddpm') == 'rectified_flow' else s.sampler
-  return f'{kind}{s.num_steps}'
+from framedit_jax.diffusion.guidance import guided_model_fn
+from framedit_jax.diffusion.samplers import create_sampler
+from framedit_jax.diffusion.samplers import sampler_name  # pylint: disable=unused-import (re-exported)
 
 
 def clip_denoised(config) -> bool:
@@ -47,50 +29,108 @@ def clip_denoised(config) -> bool:
   return (config.vae.name == 'identity') if value is None else bool(value)
 
 
-def make_model_fn(model, params, y: jax.Array | None, cfg_scale: float) -> Callable:
-  """``model_fn(x_t, t)`` for the samplers; classifier-free guidance when ``cfg_scale != 1`` and labels given."""
-  if y is not None and cfg_scale != 1.0:
-    from framedit_jax.models import forward_with_cfg  # pylint: disable=g-import-not-at-top
-    return lambda x_t, t: forward_with_cfg(model, params, x_t, t, y, cfg_scale)
-  return lambda x_t, t: model.apply({'params': params}, x_t, t, y=y)
+def class_apply_fn(model) -> Callable[..., jax.Array]:
+  """``apply(params, x_t, t, y=None)`` of a class-conditional or unconditional backbone (eval mode)."""
+  return lambda params, x, t, y=None: model.apply({'params': params}, x, t, y=y, train=False)
 
 
-def make_sampler(model, diffusion, config, shape: tuple[int, ...]) -> Callable:
-  """Jitted ``sampler(params, key, y) -> latents`` of ``shape = (B, T, h, w, C)`` (one lax.scan inside)."""
-  sampler, eta, cfg_scale = config.sample.sampler, float(config.sample.ddim_eta), float(config.sample.cfg_scale)
-  clip = clip_denoised(config)
-
-  def run(params, key, y):
-    model_fn = make_model_fn(model, params, y, cfg_scale)
-    if sampler == 'ddim':
-      return diffusion.ddim_sample_loop(model_fn, shape, key, eta=eta, clip_denoised=clip)
-    return diffusion.p_sample_loop(model_fn, shape, key, clip_denoised=clip)
-
-  return jax.jit(run)
+def text_apply_fn(module) -> Callable[..., jax.Array]:
+  """``apply(params, x_t, t, text=(B, L, D), mask=(B, L))`` of a text-to-video model (``models.t2v``)."""
+  return lambda params, x, t, text, mask: module.apply({'params': params}, x, t, text, mask)
 
 
-def generate(model, params, diffusion, config, key: jax.Array, num: int, *, latent_shape: tuple[int, ...],
-             labels: np.ndarray | None = None, vae=None, sampler: Callable | None = None) -> np.ndarray:
-  """Samples ``num`` videos.
+def label_condition(labels: np.ndarray | None, num_classes: int, cfg_scale: float):
+  """``(cond, null_cond)`` for ``Sampler``: ``{'y': labels}`` and the null label ``num_classes`` (the official
+  unconditional class), or ``(None, None)`` for unconditional models; no null condition when ``cfg_scale == 1``."""
+  if labels is None:
+    return None, None
+  cond = {'y': jnp.asarray(labels, jnp.int32)}
+  return cond, (None if float(cfg_scale) == 1.0 else {'y': np.int32(num_classes)})
+
+
+def text_condition(encoder, prompts: list[str], cfg_scale: float):
+  """``(cond, null_cond)`` for ``Sampler`` from a ``framedit_jax.text.TextEncoder``: the prompts' T5 embeddings
+  ``{'text': (B, L, D), 'mask': (B, L)}`` and the empty prompt's ``(L, D)`` / ``(L,)`` (official negative prompt
+  ""); no null condition when ``cfg_scale == 1``."""
+  text, mask = encoder.encode(list(prompts))
+  cond = {'text': jnp.asarray(text, jnp.float32), 'mask': jnp.asarray(mask, jnp.int32)}
+  if float(cfg_scale) == 1.0:
+    return cond, None
+  null_text, null_mask = encoder.encode([''])
+  return cond, {'text': jnp.asarray(null_text[0], jnp.float32), 'mask': jnp.asarray(null_mask[0], jnp.int32)}
+
+
+class Sampler:
+  """The compiled samplers of one model and config: ``sampler(params, key, shape, cond, null_cond) -> latents``.
+
+  The sampling function comes from the one registry (``framedit_jax.diffusion.samplers``, picked by
+  ``config.sample.sampler`` under ``config.diffusion.objective``, ``num_steps`` steps) and classifier-free
+  guidance from the one wrapper (``framedit_jax.diffusion.guidance.guided_model_fn``, ``config.sample.cfg_scale``).
+  Params, key, condition and the guidance scale are ``jax.jit`` ARGUMENTS (nothing is closed over), so one compiled
+  sampler per (shape, sampler, num_steps, guided) serves any params: new EMA weights never recompile.
 
   Args:
-    model: the backbone; params: its (EMA) parameters.
-    diffusion: from ``sampling_diffusion(config)``.
-    config: uses ``sample.sampler``, ``sample.ddim_eta``, ``sample.cfg_scale``.
-    key: PRNG key; the same key gives the same videos.
-    num: batch of videos to generate in one call.
-    latent_shape: ``(T, h, w, C)`` of one latent video.
-    labels: int ``(num,)`` class labels for class-conditional models (None = unconditional).
+    apply_fn: ``(params, x_t, t, **cond) -> (B, ..., C_out)`` (``class_apply_fn`` / ``text_apply_fn``).
+    config: uses ``diffusion.*``, ``sample.{sampler, num_steps, ddim_eta, cfg_scale, clip_denoised}``, ``vae.name``.
+    eps_channels: the latent channels C; guidance acts on the first C output channels (learned variance passes
+      through from the conditional pass, as the official ``forward_with_cfg``).
+
+  Raises:
+    ValueError: invalid ``config.sample`` for the objective (``validate_sample_config``, one line).
+  """
+
+  def __init__(self, apply_fn: Callable[..., jax.Array], config, eps_channels: int):
+    self.apply_fn, self.eps_channels = apply_fn, int(eps_channels)
+    self.name, self.num_steps = str(config.sample.sampler), int(config.sample.num_steps)
+    self.cfg_scale = float(config.sample.cfg_scale)
+    self._sample = create_sampler(config, clip_denoised(config))
+    self._compiled: dict[tuple[Any, ...], Callable] = {}
+
+  def compiled(self, shape: tuple[int, ...], guided: bool) -> Callable:
+    """The jitted ``run(params, key, cond, null_cond, cfg_scale)`` for latents of ``shape`` (built once)."""
+    cache_key = (tuple(int(n) for n in shape), self.name, self.num_steps, bool(guided))
+    if cache_key not in self._compiled:
+      shape, sample = cache_key[0], self._sample
+
+      def run(params, key, cond, null_cond, cfg_scale):
+        apply = lambda x, t, **c: self.apply_fn(params, x, t, **c)
+        model_fn = guided_model_fn(apply, cond, null_cond if guided else None, cfg_scale, self.eps_channels)
+        return sample(model_fn, shape, key)
+
+      self._compiled[cache_key] = jax.jit(run)
+    return self._compiled[cache_key]
+
+  def __call__(self, params, key: jax.Array, shape: tuple[int, ...], cond: dict[str, Any] | None = None,
+               null_cond: dict[str, Any] | None = None) -> jax.Array:
+    """Latents of ``shape = (B, T, h, w, C)``; guided with ``config.sample.cfg_scale`` when ``null_cond`` is given.
+
+    The same ``key`` gives the same latents. ``cond`` leaves have leading axis B.
+    """
+    guided = null_cond is not None
+    return self.compiled(shape, guided)(params, key, cond, null_cond if guided else None,
+                                        jnp.float32(self.cfg_scale))
+
+  def num_compiles(self) -> int:
+    """How many executables the cached samplers hold (one per distinct shape and guidance)."""
+    return sum(fn._cache_size() for fn in self._compiled.values())  # pylint: disable=protected-access
+
+
+def generate(sampler: Sampler, params, key: jax.Array, shape: tuple[int, ...], cond: dict[str, Any] | None = None,
+             null_cond: dict[str, Any] | None = None, vae=None) -> np.ndarray:
+  """Samples ``shape[0]`` videos and brings them to the host.
+
+  Args:
+    sampler: a ``Sampler`` (its compiled samplers are reused across calls).
+    params: the (EMA) parameters; key: PRNG key (the same key gives the same videos).
+    shape: latent shape ``(B, T, h, w, C)``.
+    cond, null_cond: see ``label_condition`` / ``text_condition``.
     vae: object with ``decode_video`` (None = pixel space).
-    sampler: a cached ``make_sampler(...)`` result for this shape (built if None).
 
   Returns:
-    float32 ``(num, T, H, W, 3)`` in [-1, 1] (clipped); on several hosts only this process's rows
+    float32 ``(B, T, H, W, 3)`` in [-1, 1] (clipped); on several hosts only this process's rows
     (``addressable_to_host``).
   """
-  y = None if labels is None else jnp.asarray(labels, jnp.int32)
-  sampler = sampler or make_sampler(model, diffusion, config, (num,) + tuple(latent_shape))
-  z = sampler(params, key, y)
+  z = sampler(params, key, shape, cond, null_cond)
   if vae is not None:
     z = vae.decode_video(z)
   return np.clip(addressable_to_host(z).astype(np.float32), -1.0, 1.0)

@@ -41,3 +41,16 @@ def create_train_state(params: Any, optimizer: optax.GradientTransformation, rng
 def ema_update(ema_params: Any, params: Any, decay: float) -> Any:
   """``ema <- decay * ema + (1 - decay) * params`` (official utils.update_ema)."""
   return jax.tree.map(lambda e, p: e * decay + p.astype(e.dtype) * (1.0 - decay), ema_params, params)
+
+
+def ema_update_every(ema_params: Any, params: Any, step: jax.Array, every: int, decay: float) -> Any:
+  """The official T2V EMA schedule: at 0-based step ``step``, update with ``decay ** every`` iff ``step % every == 0``.
+
+  Official ``train_t2v_accelerate.py``: after the optimizer step, ``if train_steps % ema_update_every == 0:
+  update_ema(ema, model, decay=0.9999 ** ema_update_every)``, then ``train_steps += 1``; so the EMA moves after the
+  1st, (every+1)-th, ... update, with the per-update decay compounded over ``every`` steps. ``every=1`` is
+  ``ema_update``.
+  """
+  if every <= 1:
+    return ema_update(ema_params, params, decay)
+  return jax.lax.cond(step % every == 0, lambda e: ema_update(e, params, decay ** every), lambda e: e, ema_params)

@@ -13,7 +13,7 @@ import optax
 from framedit_jax.diffusion.objectives import sample_train_timesteps
 from framedit_jax.parallel.frame_parallel import apply_model
 from framedit_jax.train.optimizer import learning_rate_schedule
-from framedit_jax.train.state import TrainState, ema_update
+from framedit_jax.train.state import TrainState, ema_update_every
 
 
 def drop_labels(key: jax.Array, y: jax.Array, num_classes: int, prob: float) -> jax.Array:
@@ -105,17 +105,16 @@ def apply_gradients(state, grads, metrics, optimizer: optax.GradientTransformati
     grads, metrics: of ``state.params`` (``metrics['loss']`` is checked for finiteness).
     optimizer: ``make_optimizer(config.optim)``.
     config: uses ``optim.ema_decay``, ``train.nan_policy`` and ``optim`` (the lr metric).
-    ema_every: EMA update every this many steps (official T2V ``ema_update_every``); 1 = every step.
+    ema_every: EMA update every this many steps (official T2V ``ema_update_every``, with ``ema_decay ** every``
+      at 0-based steps ``k % every == 0``); 1 = every step.
   Returns:
     ``(new_state, metrics)``; metrics add grad_norm, param_norm, update_norm, finite, lr. With
     ``nan_policy='skip'`` a non-finite step leaves the state unchanged except ``step``.
   """
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  ema_params = ema_update(state.ema_params, params, config.optim.ema_decay)
-  if ema_every > 1:
-    ema_params = jax.tree.map(lambda new, old: jnp.where((state.step + 1) % ema_every == 0, new, old),
-                              ema_params, state.ema_params)
+  # official T2V phase: update at 0-based steps k % every == 0 with decay ** every (state.ema_update_every)
+  ema_params = ema_update_every(state.ema_params, params, state.step, ema_every, config.optim.ema_decay)
 
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm)

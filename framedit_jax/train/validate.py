@@ -72,9 +72,10 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'model.dtype': _choice(*_DTYPES),
       'model.attention_kernel': _choice(*ATTENTION_KERNELS),
       'model.learn_sigma': _choice(True, False),
-      'model.remat_policy': _choice(*REMAT_POLICIES),
-      'model.scan_blocks': _choice(True, False),
-      'model.grad_barrier': _choice('auto', 'on', 'off'),
+      'model.remat_policy': _choice('auto', *REMAT_POLICIES),
+      'model.scan_blocks': _choice('auto', True, False),
+      'model.cpu_kernels': _choice('auto', 'on', 'off'),
+      'model.context_parallel': _choice('gather', 'ring', 'ulysses'),
       'diffusion.objective': _choice('iddpm', 'rectified_flow'),
       'diffusion.diffusion_steps': _POS_INT,
       'diffusion.noise_schedule': _choice('linear', 'cosine', 'squaredcos_cap_v2'),
@@ -114,9 +115,6 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'train.fvd_num_videos': ('an integer >= 2', lambda v: _is_int(v) and v >= 2),
       'train.nan_policy': _choice('halt', 'skip'),
       'train.peak_tflops': _NONNEG,
-      'sample.num_steps': _POS_INT,
-      'sample.ddim_eta': _NONNEG,
-      'sample.cfg_scale': _NONNEG,
       'sample.num_samples': _POS_INT,
       'sample.batch_size': _POS_INT,
       'sample.fps': _POS_INT,
@@ -174,6 +172,8 @@ _FREE = (
     'data.random_flip', 'data.label_subfolders', 'data.latent_sample', 'data.demo_captions', 'vae.checkpoint',
     'vae.norm_num_groups', 'train.log_batch_hashes', 'sample.sampler', 'sample.clip_denoised', 'sample.prompts',
     'text.cache', 'dpvae.key_vae_checkpoint', 'dpvae.lpips_weights', 'dpvae.eval_split')
+# Fields whose rules live with their mechanism: diffusion.samplers.validate_sample_config (against the objective).
+_SAMPLER_FIELDS = ('sample.num_steps', 'sample.ddim_eta', 'sample.cfg_scale')
 _FREE_GROUPS = ('model.overrides',)  # any keys (get_model / get_t2v_model kwargs)
 _TASK_GROUPS = {'text': 't2v', 'lora': 't2v', 'dpvae': 'dpvae'}  # groups only one task reads
 _TASK_FIELDS = {'optim.ema_update_every': 't2v', 'sample.prompts': 't2v', 'data.demo_captions': 't2v'}
@@ -197,7 +197,7 @@ def check_known_fields(config) -> None:
       ``config.text is only read by config.task='t2v'``.
   """
   task = str(config.get('task', 'video'))
-  known = set(_field_rules()) | set(_FREE)
+  known = set(_field_rules()) | set(_FREE) | set(_SAMPLER_FIELDS)
   for path in _leaves(config):
     group = path.split('.')[0]
     if group in _TASK_GROUPS and _TASK_GROUPS[group] != task:
@@ -254,14 +254,13 @@ def check_fields(config) -> None:
   task = str(config.get('task', 'video'))
   if task != 'dpvae':
     check_model_name(config.model.name, task)
-  _check_sampler(config, task)
   d = config.data
   if d.get('use_latents', False) and not d.get('latents_dir', None):
     raise ValueError('config.data.use_latents=True needs config.data.latents_dir: the folder written by '
                      'launch/prepare_latents.py.')
-  if int(config.sample.num_steps) > int(config.diffusion.diffusion_steps):
-    raise ValueError(f'config.sample.num_steps={config.sample.num_steps} must be <= '
-                     f'config.diffusion.diffusion_steps={config.diffusion.diffusion_steps}.')
+  if task != 'dpvae':
+    from framedit_jax.diffusion.samplers import validate_sample_config  # pylint: disable=g-import-not-at-top
+    validate_sample_config(config)  # sample.{sampler, num_steps, ddim_eta, cfg_scale} against the objective
 
 
 def validate_config(config, *, mesh=None, vae=None) -> None:
@@ -315,18 +314,6 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
     if p and latent % p:
       raise ValueError(f'Latent size {latent} (config.data.image_size={d.image_size} / {vae.downsample}) is not '
                        f'divisible by the patch size {p} of config.model.name={m.name!r}.')
-
-
-def _check_sampler(config, task: str) -> None:
-  """``sample.sampler`` is one of the objective's samplers (rectified flow samples with Euler and ignores it)."""
-  if task == 'dpvae' or config.diffusion.get('objective', 'iddpm') == 'rectified_flow':
-    return
-  from framedit_jax.train.t2v_sample import SAMPLERS  # pylint: disable=g-import-not-at-top
-  options = tuple(SAMPLERS) if task == 't2v' else ('ddpm', 'ddim')
-  value = config.sample.sampler
-  if value not in options:
-    raise ValueError(f'config.sample.sampler={value!r}: must be one of {", ".join(repr(o) for o in options)} '
-                     f'(task {task!r}, IDDPM objective).')
 
 
 def _check_t2v(config) -> None:

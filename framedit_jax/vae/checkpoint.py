@@ -31,11 +31,20 @@ def save_vae_params(directory, params, model_kwargs):
 
 
 def restore_vae_params(directory):
-  """Returns (params as numpy float32 nested dict, model_kwargs) written by `save_vae_params`."""
+  """Returns (params as numpy float32 nested dict, model_kwargs) written by `save_vae_params`.
+
+  Raises:
+    ValueError: a damaged directory (unreadable JSON or params), one line naming it and the fix.
+  """
   directory = os.path.abspath(directory)
-  with open(os.path.join(directory, CONFIG_FILE)) as f:
-    kwargs = json.load(f)
-  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-  with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(directory, 'params'))
+  try:
+    with open(os.path.join(directory, CONFIG_FILE)) as f:
+      kwargs = json.load(f)
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    with ocp.StandardCheckpointer() as ckptr:
+      params = ckptr.restore(os.path.join(directory, 'params'))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'converted VAE {directory} cannot be restored ({type(e).__name__}: '
+                     f'{" ".join(str(e).split())[:120]}); it is damaged: convert the VAE weights again '
+                     '(save_vae_params) or point config.vae.checkpoint at the original file.') from e
   return jax.tree_util.tree_map(np.asarray, params), kwargs

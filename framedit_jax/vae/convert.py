@@ -11,8 +11,8 @@ Every VAE key must map onto exactly one parameter and every parameter must be fi
 format defines them as such: everything without the `first_stage_model.` prefix in a full SD checkpoint,
 and the training-only `loss.*` (discriminator/LPIPS) and `model_ema.*` entries of LDM VAE checkpoints.
 
-safetensors files are read with `safetensors.numpy` (no torch). `.bin/.ckpt/.pt` need torch, imported
-lazily and loaded with `torch.load(weights_only=True)`.
+Files are read by `framedit_jax.convert.weights.read_state_dict` (safetensors without torch; `.bin/.ckpt/.pt`
+with `torch.load(weights_only=True)`, torch imported lazily), and mapped by its `to_flax` (one report format).
 """
 
 import os
@@ -21,61 +21,35 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from framedit_jax.convert.weights import WeightsError, flat_shapes, read_state_dict, to_flax
+
 LDM_PREFIX = 'first_stage_model.'
 LDM_IGNORED_PREFIXES = ('loss.', 'model_ema.')
-DIFFUSERS_FILENAMES = ('diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin')
+WHERE_TO_GET = (
+    'expected diffusion_pytorch_model.safetensors of stabilityai/sd-vae-ft-ema '
+    '(https://huggingface.co/stabilityai/sd-vae-ft-ema), an SD .ckpt/.safetensors with first_stage_model.* '
+    'keys (or vae-ft-ema-560000-ema-pruned.ckpt), or a folder written by '
+    'framedit_jax.vae.checkpoint.save_vae_params; or set --config.vae.name=identity for pixel space')
 
-
-class ConversionError(ValueError):
-  """A state dict does not match the AutoencoderKL parameter tree."""
+ConversionError = WeightsError  # a state dict that does not match the AutoencoderKL parameter tree
 
 
 # ------------------------------------------------------------------ reading files
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
-  """Reads a torch state dict file (or a diffusers model folder) into float32 numpy arrays.
+  """Reads a torch VAE file (or a diffusers model / pipeline folder) into float32 numpy arrays.
 
   Args:
-    path: `.safetensors`, `.bin`, `.ckpt`, `.pt`, or a directory containing
-      `diffusion_pytorch_model.safetensors|.bin` (also under `vae/`).
+    path: `.safetensors`, `.bin`, `.ckpt`, `.pt`, or a folder holding `diffusion_pytorch_model.safetensors|.bin`
+      (also under `vae/` of a pipeline folder). Read by `framedit_jax.convert.weights.read_state_dict`
+      (`torch.load(weights_only=True)`, torch imported only for torch files).
   Returns:
     {torch key: np.float32 array}. A `{'state_dict': ...}` wrapper (Lightning .ckpt) is unwrapped.
   Raises:
-    FileNotFoundError: path (or the expected file inside the folder) does not exist.
+    FileNotFoundError: path (or the weights inside the folder) does not exist.
+    WeightsError (a ValueError): a damaged file or an unsafe pickle (refused before it runs), in one line.
   """
-  if os.path.isdir(path):
-    for sub in ('', 'vae'):
-      for fname in DIFFUSERS_FILENAMES:
-        cand = os.path.join(path, sub, fname)
-        if os.path.isfile(cand):
-          return load_state_dict(cand)
-    raise FileNotFoundError(f'{path}: no {" or ".join(DIFFUSERS_FILENAMES)} in this folder or its vae/.')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path}: VAE weights file not found.')
-  if path.endswith('.safetensors'):
-    try:
-      from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-      sd = load_file(path)
-    except (TypeError, ValueError):  # e.g. bfloat16 tensors that numpy cannot hold: fall back to torch
-      sd = _torch_load(path, safetensors=True)
-  else:
-    sd = _torch_load(path)
-  return {k: np.asarray(v, dtype=np.float32) for k, v in sd.items()}
-
-
-def _torch_load(path, safetensors=False):
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(f'{path}: reading this file needs torch (pip install torch==2.13.0), or convert it '
-                      'to .safetensors.') from e
-  if safetensors:
-    from safetensors.torch import load_file  # pylint: disable=g-import-not-at-top
-    sd = load_file(path)
-  else:
-    sd = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(sd, Mapping) and 'state_dict' in sd and isinstance(sd['state_dict'], Mapping):
-      sd = sd['state_dict']
-  return {k: v.detach().float().cpu().numpy() for k, v in sd.items() if hasattr(v, 'detach')}
+  sd = read_state_dict(path, 'VAE weights', subfolder='vae', prefixes=(), hint=WHERE_TO_GET)
+  return {k: np.asarray(v, np.float32) for k, v in sd.items()}
 
 
 # ------------------------------------------------------------------ key normalisation
@@ -147,26 +121,6 @@ def diffusers_key_to_flax_path(key: str) -> tuple[str, ...]:
   return tuple(out)
 
 
-def _flatten(tree, prefix=()):
-  flat = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping):
-      flat.update(_flatten(v, prefix + (k,)))
-    else:
-      flat[prefix + (k,)] = v
-  return flat
-
-
-def _unflatten(flat):
-  tree = {}
-  for path, v in flat.items():
-    node = tree
-    for p in path[:-1]:
-      node = node.setdefault(p, {})
-    node[path[-1]] = v
-  return tree
-
-
 def _to_flax(arr, target_shape, torch_leaf):
   """Torch layout -> flax layout for one leaf; returns None on a shape mismatch."""
   a = np.asarray(arr, np.float32)
@@ -194,38 +148,20 @@ def convert_state_dict(state_dict: Mapping[str, Any], target_params: Mapping[str
     ConversionError: listing unexpected torch keys, missing Flax params and shape mismatches.
   """
   sd, _ = normalize_state_dict(state_dict)
-  targets = _flatten(target_params)
-  out, unexpected, mismatched = {}, [], []
-  for key, arr in sd.items():
+  targets = flat_shapes(target_params)
+
+  def rename(key):
     path = diffusers_key_to_flax_path(key)
     leaf = path[-1]
     if leaf == 'weight':
-      mod = path[:-1]
-      fpath = mod + (('kernel',) if mod + ('kernel',) in targets else ('scale',))
+      fpath = path[:-1] + (('kernel',) if path[:-1] + ('kernel',) in targets else ('scale',))
     elif leaf == 'bias':
       fpath = path
     else:
-      unexpected.append(key)
-      continue
-    if fpath not in targets:
-      unexpected.append(key)
-      continue
-    val = _to_flax(arr, targets[fpath].shape, leaf)
-    if val is None:
-      mismatched.append(f'{key} {tuple(np.shape(arr))} vs {"/".join(fpath)} {tuple(targets[fpath].shape)}')
-      continue
-    if fpath in out:
-      unexpected.append(f'{key} (duplicate of {"/".join(fpath)})')
-      continue
-    out[fpath] = val
-  missing = ['/'.join(p) for p in targets if p not in out]
-  if unexpected or missing or mismatched:
-    def fmt(name, items):
-      return f'{len(items)} {name}: {items[:20]}{" ..." if len(items) > 20 else ""}' if items else ''
-    msg = '; '.join(s for s in (fmt('unexpected torch keys', unexpected), fmt('missing flax params', missing),
-                                fmt('shape mismatches', mismatched)) if s)
-    raise ConversionError(f'AutoencoderKL state dict does not match the model: {msg}')
-  return _unflatten(out)
+      return None
+    return fpath, lambda a: _to_flax(a, targets[fpath], leaf) if fpath in targets else None
+
+  return to_flax(sd, targets, rename, 'AutoencoderKL state dict', hint=WHERE_TO_GET)
 
 
 def infer_vae_config(state_dict: Mapping[str, Any]) -> dict:

@@ -1,4 +1,4 @@
-"""Distribution-Preserving VAE (DP-VAE) of VideoDiT (`../shared/papers/videodit.md` §3.1, Eq. 1-3, §A.1).
+"""Distribution-Preserving VAE (DP-VAE) of VideoDiT (VideoDiT, ICLR submission, §3.1, Eq. 1-3, §A.1).
 
 A video `(B, T, H, W, 3)` in [-1, 1] is cut into T/t_g groups of pictures (GoPs) of t_g frames; the first frame
 of each GoP is its key frame x_k = x[:, ::t_g]. The frozen 2D `AutoencoderKL` (E_k, D_k) encodes the key frames;

@@ -2,7 +2,7 @@
 
 VideoDiT builds E_r and D as "a trainable copy of the pre-trained 2D VAE" with "1D components working on the
 temporal dimension after each 2D ResBlock and Attention Block", and temporal down/upsampling after the first two
-spatial downsamplings / the last two spatial upsamplings (`../shared/papers/videodit.md` A.1). Here:
+spatial downsamplings / the last two spatial upsamplings (VideoDiT §A.1). Here:
 
   * 2D blocks are the `AutoencoderKL` blocks applied frame by frame (B*T folded into the batch), under the same
     parameter names as the 2D VAE, so `copy_2d_params` can initialise them from E_k/D_k;

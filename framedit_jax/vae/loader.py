@@ -10,11 +10,7 @@ from framedit_jax.vae import convert
 from framedit_jax.vae.autoencoder_kl import AutoencoderKL
 from framedit_jax.vae.video import IdentityVAE, VideoVAE
 
-WHERE_TO_GET = (
-    'expected diffusion_pytorch_model.safetensors of stabilityai/sd-vae-ft-ema '
-    '(https://huggingface.co/stabilityai/sd-vae-ft-ema), an SD .ckpt/.safetensors with first_stage_model.* '
-    'keys (or vae-ft-ema-560000-ema-pruned.ckpt), or a folder written by '
-    'framedit_jax.vae.checkpoint.save_vae_params; or set --config.vae.name=identity for pixel space')
+WHERE_TO_GET = convert.WHERE_TO_GET
 
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -51,7 +47,8 @@ def load_vae(vae_config):
     (DP-VAE export directory, latent 4 channels, /8 in space, /t_g in time).
   Raises:
     FileNotFoundError: 'sd' with an unset or missing checkpoint (one line saying what file to get).
-    convert.ConversionError: the file is not an AutoencoderKL state dict.
+    ValueError (`convert.ConversionError`, a `WeightsError`): the file is damaged, an unsafe pickle (refused before
+      it runs) or not an AutoencoderKL state dict; one line naming the file.
   """
   name = vae_config.name
   chunk_size = int(vae_config.get('chunk_size', 16))

@@ -5,7 +5,7 @@ Layout of `manual_dir`:
   manual_dir/<any sub folders>/<video>.mp4          -> split 'train' (all videos, as the official loader)
   or manual_dir/train/..., manual_dir/test/...      -> splits 'train' and 'test'
 
-Source: official datasets/ffs_datasets.py, DESIGN.md §6.
+Source: official datasets/ffs_datasets.py.
 """
 
 from framedit_jax.data.builders import base

@@ -7,7 +7,7 @@ Layout of `manual_dir` (the archive of https://github.com/weixiong-ur/mdgan, `sk
   (`train`/`test` are accepted instead of `sky_train`/`sky_test`; every folder that holds images is one video)
 
 Folders with 1000 frames or more are cut into chunks of 1000 frames, as the official loader does.
-Source: official datasets/sky_datasets.py, DESIGN.md §6.
+Source: official datasets/sky_datasets.py.
 """
 
 from framedit_jax.data.builders import base

@@ -6,7 +6,7 @@ Layout of `manual_dir` (the output of the First-Order-Motion-Model `load_videos.
   manual_dir/test/<video_id>/...
   (mp4 files `manual_dir/{train,test}/<video_id>.mp4` are accepted too)
 
-Source: official datasets/taichi_image_datasets.py (frame folders), DESIGN.md §6.
+Source: official datasets/taichi_image_datasets.py (frame folders).
 """
 
 from framedit_jax.data.builders import base

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,31 +31,23 @@ def latent_frames(config, vae) -> int:
   return int(config.data.num_frames) if fn is None else int(fn(int(config.data.num_frames)))
 
 
-def grad_barrier(config) -> bool:
-  """``config.model.grad_barrier``: 'on', 'off', or 'auto' (default) = on when JAX's default backend is the CPU,
-  where it makes the train step ~20% faster (``framedit_jax.models.grad_barrier``); off elsewhere."""
-  value = config.model.get('grad_barrier', 'auto')
-  if value == 'auto':
-    return jax.default_backend() == 'cpu'
-  return value in ('on', True)
-
-
 def build_model(config, latent_channels: int, latent_size: int, num_frames: int | None = None):
   """The backbone named by ``config.model.name`` at the latent resolution and channels.
 
   ``num_frames``: latent frames (default ``config.data.num_frames``; fewer with a DP-VAE, see ``latent_frames``).
   """
   from framedit_jax.models import get_model  # pylint: disable=g-import-not-at-top
+  from framedit_jax.models.cpu.defaults import model_settings  # pylint: disable=g-import-not-at-top
   m, d = config.model, config.data
   overrides = dict(
       input_size=latent_size, num_frames=d.num_frames if num_frames is None else num_frames,
       in_channels=latent_channels,
       num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
       dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num,
-      remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False),
-      grad_barrier=grad_barrier(config))
+      **model_settings(m))  # scan_blocks, remat_policy, cpu_kernels: 'auto' per backend (models/cpu/defaults.py)
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
     overrides['frame_axis'] = 'frame'
+    overrides['context_parallel'] = m.get('context_parallel', 'gather')  # parallel/context_parallel.py
   overrides.update(dict(m.get('overrides', {})))
   return get_model(m.name, **overrides)
 
@@ -145,8 +136,7 @@ class VideoTask(Task):
     self.latent_shape = (t_latent + int(d.use_image_num), latent_size, latent_size, vae.latent_channels)
     self.model = build_model(config, vae.latent_channels, latent_size, t_latent)
     self.optimizer = make_optimizer(config.optim)
-    self._samplers: dict[tuple[int, ...], Any] = {}
-    self._sample_diffusion = None
+    self._sampler = None
 
   # ------------------------------------------------------------------ data
   def dataset(self, split, *, process_index=0, process_count=1, config=None):
@@ -200,23 +190,20 @@ class VideoTask(Task):
             f'latent {self.latent_shape}')
 
   # ------------------------------------------------------------------ sampling
-  def sampler(self, batch_size: int):
-    """The jitted sampler for ``batch_size`` videos (built once per shape)."""
-    shape = (int(batch_size),) + self.latent_shape
-    if shape not in self._samplers:
-      if self._sample_diffusion is None:
-        self._sample_diffusion = gen.sampling_diffusion(self.config)
-      self._samplers[shape] = gen.make_sampler(self.model, self._sample_diffusion, self.config, shape)
-    return self._samplers[shape]
+  def sampler(self):
+    """The ``generate.Sampler`` of this config (its compiled samplers are cached per shape, params are arguments)."""
+    if self._sampler is None:
+      self._sampler = gen.Sampler(gen.class_apply_fn(self.model), self.config, self.vae.latent_channels)
+    return self._sampler
 
   def generate(self, params, key: jax.Array, num: int, labels: np.ndarray | None = None) -> np.ndarray:
     """``num`` videos, float32 ``(num, num_frames, H, W, 3)`` in [-1, 1], decoded by the VAE for latent
-    models; image-joint frames are dropped. ``labels``: int ``(num,)`` for class-conditional models."""
+    models; image-joint frames are dropped. ``labels``: int ``(num,)`` for class-conditional models (guided
+    against the null label when ``config.sample.cfg_scale != 1``)."""
+    cond, null_cond = gen.label_condition(labels, int(self.config.model.num_classes), self.config.sample.cfg_scale)
     with jax.set_mesh(self.mesh):
-      sampler = self.sampler(num)
-      videos = gen.generate(self.model, params, self._sample_diffusion, self.config, key, num,
-                            latent_shape=self.latent_shape, labels=labels,
-                            vae=None if self.pixel_space else self.vae, sampler=sampler)
+      videos = gen.generate(self.sampler(), params, key, (int(num),) + self.latent_shape, cond, null_cond,
+                            vae=None if self.pixel_space else self.vae)
     return videos[:, :int(self.config.data.num_frames)]
 
   def default_labels(self, n: int, start: int = 0) -> np.ndarray | None:

@@ -1,4 +1,5 @@
-"""Analytic FLOPs of the Latte design space (`models/latte_design.py`) and VideoDiT 2D->3D (`models/videodit.py`).
+"""Analytic FLOPs of the Latte design space (`framedit_jax/models/latte_design.py`) and
+VideoDiT 2D->3D (`framedit_jax/models/videodit.py`), for benchmarks/step_time.py and the README's table.
 
 Same convention as `framedit_jax.models.flops` (matmul FLOPs only, `2 m k n` per product, attention = scores + AV,
 adaLN once per batch element, train step = 3x forward); RoPE and the sin-cos embeddings are elementwise (0).

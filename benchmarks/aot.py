@@ -1,0 +1,294 @@
+"""Compile the real train step (and the sampler) for a TPU pod or GPU node that is not here: memory, collectives.
+
+  pip install -e '.[aot]'            # libtpu (TPU targets) and the CUDA plugin (GPU targets), jax 0.10.2
+  python benchmarks/aot.py --config=configs/taichi256.py --target=tpu:v5e:16x16 \
+      --config.mesh.fsdp=-1 --config.mesh.data=1 --per_device_batch=1 --out=benchmarks/results/aot_b.jsonl
+  python benchmarks/aot.py --config=configs/taichi256.py --target=cuda:h100x8 --compile=train,sample_step
+
+What runs: the experiment layer's own step (`framedit_jax.train.experiment.Experiment` on the target's
+compile-only devices: its mesh, `abstract_state()` from `jax.eval_shape`, `state_shardings`, `train_step()` =
+the jitted, donated step `launch/train.py` runs), lowered with abstract arguments carrying those shardings and
+compiled by the target's real compiler (`jax.experimental.topologies`, as MaxText's train_compile.py does for
+LLMs). Nothing executes and nothing is allocated. `--compile` also takes `sample_step` (one denoising forward of
+the sampler's model function, CFG included) and `sample_scan` (the whole jitted sampler: one `lax.scan` over
+`config.sample.num_steps`).
+
+One JSON line per compile (stdout, and appended to `--out`): target, model, frames, resolution, per-device and
+global batch, mesh, remat policy, dtype, context_parallel, compile seconds, per-device argument / output / alias /
+temp / peak bytes against the device's HBM with `fits` or `OOM` (the TPU compiler refuses a program that does not
+fit with RESOURCE_EXHAUSTED, which is kept as an OOM row; for CUDA the peak is compared with the device memory
+here), parameter bytes per device, the collectives of the optimized HLO (count and result bytes per step by kind,
+loop bodies times their trip count: benchmarks/aot_hlo.py), and model FLOPs per step from
+`framedit_jax.models.flops` (XLA's `cost_analysis()` counts a scan body once and is None on CUDA, so it is only
+reported alongside).
+
+The training VAE never enters the train step (it takes latents), so for `vae.name='sd'` a shape-only stand-in
+(`LatentShapeVAE`: /8, 4 channels) replaces the weights file. `model.scan_blocks / remat_policy / cpu_kernels`
+left at 'auto' resolve to the accelerator row of framedit_jax/models/cpu/defaults.py (the host here is a CPU, whose
+row would pick the CPU kernels).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Before JAX starts: the host backend stays the CPU; TPU / CUDA devices are compile-only topologies.
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import time  # pylint: disable=g-import-not-at-top,wrong-import-position
+from importlib import metadata  # pylint: disable=g-import-not-at-top,wrong-import-position
+from typing import Any  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unittest import mock  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a get_config() file.', lock_config=False)
+_TARGET = flags.DEFINE_string('target', None, 'tpu:v5e:16x16 | tpu:v5p:2x2x1 | cuda:h100x8 | ... (aot_targets.py)')
+_COMPILE = flags.DEFINE_string('compile', 'train', 'Comma list of train, sample_step, sample_scan.')
+_PER_DEVICE_BATCH = flags.DEFINE_integer('per_device_batch', 0, 'If > 0: data.global_batch_size = this x '
+                                         'mesh.data x mesh.fsdp (and sample.batch_size likewise).')
+_OUT = flags.DEFINE_string('out', None, 'Append the JSON lines here.')
+_LABEL = flags.DEFINE_string('label', '', 'Free-text tag stored in each line (e.g. the table it belongs to).')
+_DUMP_HLO = flags.DEFINE_string('dump_hlo', None, 'Write each optimized HLO module to <this>.<what>.hlo.txt.')
+flags.mark_flags_as_required(['config', 'target'])
+
+
+class LatentShapeVAE:
+  """Shape-only stand-in for the SD VAE (`framedit_jax.vae.video.VideoVAE`): /8 in space, 4 latent channels.
+
+  The train step and the sampler take latents, so the VAE's weights are not part of what is compiled here.
+  """
+  downsample = 8
+  latent_channels = 4
+  temporal_downsample = 1
+
+
+def _versions() -> dict[str, str]:
+  import jax  # pylint: disable=g-import-not-at-top
+  out = {'jax': jax.__version__}
+  for pkg in ('jaxlib', 'libtpu', 'jax-cuda12-plugin'):
+    try:
+      out[pkg] = metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+      pass
+  return out
+
+
+def _memory(compiled) -> dict[str, int]:
+  ma = compiled.memory_analysis()
+  mem = {k: int(getattr(ma, f'{k}_size_in_bytes', 0) or 0) for k in ('argument', 'output', 'alias', 'temp')}
+  peak = int(getattr(ma, 'peak_memory_in_bytes', 0) or 0)
+  # CUDA reports no peak: arguments + outputs not aliased to (donated) arguments + temporaries.
+  mem['peak'] = peak or mem['argument'] + mem['output'] - mem['alias'] + mem['temp']
+  mem['peak_reported'] = bool(peak)
+  return mem
+
+
+def _oom_line(err: BaseException) -> str:
+  lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+  for l in lines:
+    if 'exceeds' in l or 'Ran out of memory' in l or 'RESOURCE_EXHAUSTED' in l:
+      return l[:400]
+  return lines[0][:400] if lines else type(err).__name__
+
+
+def _sharded_bytes(tree, shardings) -> int:
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  sizes = jax.tree.map(lambda x, s: int(np.prod(s.shard_shape(x.shape))) * x.dtype.itemsize, tree, shardings)
+  return int(sum(jax.tree.leaves(sizes)))
+
+
+def _total_bytes(tree) -> int:
+  import jax  # pylint: disable=g-import-not-at-top
+  return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree)))
+
+
+def prepare_config(config):
+  """Resolves what depends on the target: the 'auto' model settings to the accelerator row (not the CPU host's)."""
+  from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
+  for key, value in defaults.resolve(backend='accelerator').items():
+    if config.model.get(key, defaults.AUTO) == defaults.AUTO:
+      config.model[key] = {True: 'on', False: 'off'}[value] if key == 'cpu_kernels' else value
+  return config
+
+
+def build_experiment(config, devs):
+  """`Experiment(config, devices=devs)`, with `LatentShapeVAE` for the SD VAE (no weights file needed)."""
+  from framedit_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
+  if config.vae.name == 'sd':
+    with mock.patch('framedit_jax.vae.load_vae', lambda _: LatentShapeVAE()):
+      return Experiment(config, devices=devs)
+  return Experiment(config, devices=devs)
+
+
+def train_args(exp):
+  """`(step_fn, abstract (state, batch), state_shardings)`: the Experiment's jitted step and its arguments."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  abstract, shardings = exp.abstract_state()
+  state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
+  b = int(exp.config.data.global_batch_size)
+  bsh = exp.batch_shardings()
+  batch = {'video': jax.ShapeDtypeStruct((b,) + tuple(exp.latent_shape), jnp.float32, sharding=bsh['video']),
+           'label': jax.ShapeDtypeStruct((b,), jnp.int32, sharding=bsh['label'])}
+  if 'label_image' in bsh:
+    batch['label_image'] = jax.ShapeDtypeStruct((b, int(exp.config.data.use_image_num)), jnp.int32,
+                                                sharding=bsh['label_image'])
+  return exp.train_step(shardings), (state, batch), shardings
+
+
+def sample_args(exp, what: str, abstract_params, param_shardings):
+  """`(jitted fn, abstract args)` for 'sample_step' (the sampler's model function once) or 'sample_scan'."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import generate as gen  # pylint: disable=g-import-not-at-top
+  cfg = exp.config
+  b = int(cfg.sample.batch_size)
+  shards = exp.mesh.shape['data'] * exp.mesh.shape['fsdp']
+  per_b = (lambda nd: mesh_lib.batch_sharding(exp.mesh, nd)) if b % shards == 0 else \
+      (lambda nd: mesh_lib.replicated(exp.mesh))
+  params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_params,
+                        param_shardings)
+  y = jax.ShapeDtypeStruct((b,), jnp.int32, sharding=per_b(1)) if int(cfg.model.num_classes) > 0 else None
+  if what == 'sample_scan':
+    fn = exp.sampler(b)
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=mesh_lib.replicated(exp.mesh))
+    return fn, (params, key, y)
+  x = jax.ShapeDtypeStruct((b,) + tuple(exp.latent_shape), jnp.float32, sharding=per_b(5))
+  t = jax.ShapeDtypeStruct((b,), jnp.int32, sharding=per_b(1))
+
+  def step(p, x_t, tt, yy):
+    return gen.make_model_fn(exp.model, p, yy, float(cfg.sample.cfg_scale))(x_t, tt)
+
+  return jax.jit(step), (params, x, t, y)
+
+
+def model_flops(config, exp, what: str) -> int:
+  """Model FLOPs (models/flops.py convention) of one call of `what`, for the whole global batch."""
+  from framedit_jax.models import flops  # pylint: disable=g-import-not-at-top
+  m = config.model
+  overrides = {k: v for k, v in dict(m.get('overrides', {})).items()}
+  t_latent, size = exp.latent_shape[0] - int(config.data.use_image_num), exp.latent_shape[1]
+  try:
+    b = int(config.data.global_batch_size if what == 'train' else config.sample.batch_size)
+    s = flops.shape_from_name(m.name, input_size=size, num_frames=t_latent, batch_size=b,
+                              in_channels=exp.latent_shape[-1], learn_sigma=bool(m.learn_sigma), **overrides)
+  except (KeyError, TypeError):
+    return -1  # a model flops.py does not describe (design space, VideoDiT, T2V)
+  if what == 'train':
+    return flops.train_step_flops(s)
+  fwd = flops.forward_flops(s)['total']
+  cfg = int(m.num_classes) > 0 and float(config.sample.cfg_scale) != 1.0
+  fwd *= 2 if cfg else 1
+  return fwd * (int(config.sample.num_steps) if what == 'sample_scan' else 1)
+
+
+def compile_one(fn, args, exp, target, what: str, extra: dict[str, Any]) -> dict[str, Any]:
+  """Lowers and compiles `fn(*args)` under the experiment's mesh; returns the JSON record."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import aot_hlo  # pylint: disable=g-import-not-at-top
+  import common  # pylint: disable=g-import-not-at-top
+  cfg = exp.config
+  mesh = dict(exp.mesh.shape)
+  rec: dict[str, Any] = dict(
+      bench='aot', label=_LABEL.value, what=what, target=target.name, device_kind=None,
+      num_devices=int(exp.mesh.size), model=cfg.model.name, frames=int(cfg.data.num_frames),
+      latent_frames=int(exp.latent_shape[0]), resolution=int(cfg.data.image_size),
+      latent_size=int(exp.latent_shape[1]),
+      global_batch=int(cfg.data.global_batch_size if what == 'train' else cfg.sample.batch_size), mesh=mesh,
+      remat_policy=cfg.model.get('remat_policy', 'none'), scan_blocks=bool(cfg.model.get('scan_blocks', False)),
+      dtype=cfg.model.dtype, attention_kernel=cfg.model.attention_kernel,
+      context_parallel=cfg.model.get('context_parallel', 'gather'), grad_accum_steps=int(cfg.optim.grad_accum_steps))
+  rec['per_device_batch'] = rec['global_batch'] / (mesh['data'] * mesh['fsdp'])
+  rec['device_kind'] = exp.mesh.devices.flat[0].device_kind
+  rec.update(extra)
+  flops_total = model_flops(cfg, exp, what)
+  rec['model_flops'] = flops_total
+  rec['model_flops_per_device'] = flops_total / exp.mesh.size if flops_total > 0 else -1
+  rec['hbm_bytes'] = target.hbm_bytes
+  t0 = time.perf_counter()
+  try:
+    with jax.set_mesh(exp.mesh):
+      lowered = fn.lower(*args)
+      t1 = time.perf_counter()
+      compiled = lowered.compile()
+  except Exception as e:  # pylint: disable=broad-except
+    rec['compile_s'] = round(time.perf_counter() - t0, 1)
+    rec['status'] = 'OOM' if common.is_oom(e) else 'error'
+    rec['error'] = _oom_line(e)
+    return rec
+  rec['lower_s'] = round(t1 - t0, 1)
+  rec['compile_s'] = round(time.perf_counter() - t0, 1)
+  mem = _memory(compiled)
+  rec.update({f'{k}_bytes': v for k, v in mem.items() if k != 'peak_reported'})
+  rec['peak_reported'] = mem['peak_reported']
+  rec['peak_gib'] = round(mem['peak'] / 2**30, 3)
+  rec['peak_frac_hbm'] = round(mem['peak'] / target.hbm_bytes, 4)
+  rec['status'] = 'fits' if mem['peak'] <= target.hbm_bytes else 'OOM'
+  hlo = compiled.as_text()
+  if _DUMP_HLO.value:
+    with open(f'{_DUMP_HLO.value}.{what}.hlo.txt', 'w') as f:
+      f.write(hlo)
+  rec['collectives'] = aot_hlo.collective_stats(hlo)
+  try:
+    ca = compiled.cost_analysis()
+    ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+    rec['xla_flops_scan_body_once'] = float(ca.get('flops', -1)) if ca else None
+  except Exception:  # pylint: disable=broad-except
+    rec['xla_flops_scan_body_once'] = None
+  return rec
+
+
+def run(config, target_name: str, what_list: list[str], per_device_batch: int = 0, out: str | None = None,
+        extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+  """Compiles each of `what_list` for `target_name`; emits and returns the records."""
+  import aot_targets  # pylint: disable=g-import-not-at-top
+  import common  # pylint: disable=g-import-not-at-top
+  target = aot_targets.parse_target(target_name)
+  bad = sorted(set(what_list) - {'train', 'sample_step', 'sample_scan'})
+  if bad:
+    raise ValueError(f'--compile: unknown {bad}; use train, sample_step, sample_scan.')
+  devs = aot_targets.devices(target)
+  config = prepare_config(config)
+  if per_device_batch > 0:
+    from framedit_jax.parallel.mesh import mesh_shape  # pylint: disable=g-import-not-at-top
+    data, fsdp, _ = mesh_shape(config.mesh, len(devs))
+    config.data.global_batch_size = per_device_batch * data * fsdp
+    config.sample.batch_size = per_device_batch * data * fsdp
+  exp = build_experiment(config, devs)
+  base = dict(extra or {}, **_versions(), commit=common.git_commit(dirty=True), host_cpu=common.cpu_model(),
+              host_cores=os.cpu_count())
+  records = []
+  step, args, shardings = train_args(exp)
+  base['param_bytes_total'] = _total_bytes(args[0].params)
+  base['param_bytes_per_device'] = _sharded_bytes(args[0].params, shardings.params)
+  base['state_bytes_per_device'] = _sharded_bytes(args[0], shardings)
+  for what in what_list:
+    if what == 'train':
+      fn, fargs = step, args
+    else:
+      fn, fargs = sample_args(exp, what, args[0].ema_params, shardings.ema_params)
+    rec = compile_one(fn, fargs, exp, target, what, base)
+    common.emit(rec, out)
+    records.append(rec)
+  return records
+
+
+def main(argv):
+  del argv
+  from framedit_jax.train.validate import check_fields  # pylint: disable=g-import-not-at-top
+  check_fields(_CONFIG.value)
+  run(_CONFIG.value, _TARGET.value, [w.strip() for w in _COMPILE.value.split(',') if w.strip()],
+      _PER_DEVICE_BATCH.value, _OUT.value)
+
+
+if __name__ == '__main__':
+  from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)
