@@ -23,8 +23,9 @@ loop bodies times their trip count: benchmarks/aot_hlo.py), and model FLOPs per 
 reported alongside).
 
 The training VAE never enters the train step (it takes latents), so for `vae.name='sd'` a shape-only stand-in
-(`LatentShapeVAE`: /8, 4 channels) replaces the weights file. `model.grad_barrier='auto'` resolves to 'off'
-(it is a CPU-only speed-up, and the host here is a CPU).
+(`LatentShapeVAE`: /8, 4 channels) replaces the weights file. `model.scan_blocks / remat_policy / cpu_kernels`
+left at 'auto' resolve to the accelerator row of framedit_jax/models/cpu/defaults.py (the host here is a CPU, whose
+row would pick the CPU kernels).
 """
 
 from __future__ import annotations
@@ -109,9 +110,11 @@ def _total_bytes(tree) -> int:
 
 
 def prepare_config(config):
-  """Resolves what depends on the target: grad_barrier 'auto' (on for a CPU host) -> 'off'."""
-  if config.model.get('grad_barrier', 'auto') == 'auto':
-    config.model.grad_barrier = 'off'
+  """Resolves what depends on the target: the 'auto' model settings to the accelerator row (not the CPU host's)."""
+  from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
+  for key, value in defaults.resolve(backend='accelerator').items():
+    if config.model.get(key, defaults.AUTO) == defaults.AUTO:
+      config.model[key] = {True: 'on', False: 'off'}[value] if key == 'cpu_kernels' else value
   return config
 
 

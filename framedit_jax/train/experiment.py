@@ -30,8 +30,8 @@ from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import generate as gen
 from framedit_jax.train import step as step_lib
 from framedit_jax.train import tasks as tasks_lib
-from framedit_jax.train.tasks.video import (build_model, grad_barrier, init_state, latent_frames,  # noqa: F401
-                                            make_dataset, training_diffusion)
+from framedit_jax.train.tasks.video import (build_model, init_state, latent_frames, make_dataset,  # noqa: F401
+                                            training_diffusion)
 from framedit_jax.train.validate import validate_config
 
 
