@@ -8,6 +8,8 @@ whose name exists in the video model is loaded, so video block i takes DiT block
   * spatial position embedding: the DiT's frozen 2-D sin-cos `pos_embed`, replicated over the T frames. Here it is
     a constant of both models (not a parameter): it is checked equal for the grid and reported as 'adapted'.
   * label embedding: the DiT's 1000-class table is dropped; a class-conditional video model gets a zero table.
+    A VideoDiT (videodit.md §3.2) keeps the DiT's table when the class counts match (its default), so it starts
+    as the DiT on every frame of a clip of identical frames; it has no temporal embedding to report.
   * temporal blocks (odd i): `temporal_init='dit'` (official name matching) copies every leaf whose path and shape
     match DiT `blocks_i` (Latte: the whole block; FrameDiT-G/H: adaLN and MLP, the Matrix-Attention / fusion
     parameters stay freshly initialised); `temporal_init='fresh'` keeps them all freshly initialised
