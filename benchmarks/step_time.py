@@ -65,8 +65,8 @@ PRESETS = {
 
 def compile_train_step(model, diffusion, optimizer, config, state, batch, state_shardings, batch_shardings):
   """The training loop's jitted step (`train.step.train_step` under `train.step.jit_train_step`, as
-  `make_train_step` builds it) compiled ahead of time. Returns (`step(state, batch) -> (state, metrics)`,
-  compile seconds)."""
+  `make_train_step` builds it) compiled ahead of time. Returns (the compiled `step(state, batch, None) -> (state,
+  metrics)`, compile seconds); the compiled object also gives `cost_analysis()`, `memory_analysis()`, `as_text()`."""
   import functools  # pylint: disable=g-import-not-at-top
   from framedit_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   fn = functools.partial(step_lib.train_step, model=model, diffusion=diffusion, optimizer=optimizer, config=config)
@@ -74,7 +74,7 @@ def compile_train_step(model, diffusion, optimizer, config, state, batch, state_
   t0 = time.perf_counter()
   compiled = jitted.lower(state, batch, None).compile()
   compile_s = time.perf_counter() - t0
-  return (lambda s, b: compiled(s, b, None)), compile_s
+  return compiled, compile_s
 
 
 @dataclasses.dataclass
@@ -154,7 +154,7 @@ class Built:
 
   def train_once(self):
     with jax.set_mesh(self.mesh):
-      self.state, metrics = self.step(self.state, self.batch)
+      self.state, metrics = self.step(self.state, self.batch, None)
     return metrics['loss']
 
   def fwd_once(self):

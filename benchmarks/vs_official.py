@@ -157,7 +157,7 @@ class Ours:
 
   def step_once(self) -> float:
     with jax.set_mesh(self.mesh):
-      self.state, metrics = self.step(self.state, self.batch)
+      self.state, metrics = self.step(self.state, self.batch, None)
     return float(jax.block_until_ready(metrics['loss']))
 
   def fwd_once(self) -> np.ndarray:
