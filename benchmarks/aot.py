@@ -25,8 +25,9 @@ reported alongside).
 
 The training VAE never enters the train step (it takes latents), so for `vae.name='sd'` a shape-only stand-in
 (`LatentShapeVAE`: /8, 4 channels) replaces the weights file, and the T2V task's text cache a shape-only one
-(`TextShapeCache`: T5 v1.1 XXL, `(text.max_length, 4096)`). `model.grad_barrier='auto'` resolves to 'off'
-(it is a CPU-only speed-up, and the host here is a CPU).
+(`TextShapeCache`: T5 v1.1 XXL, `(text.max_length, 4096)`). `model.scan_blocks / remat_policy / cpu_kernels`
+left at 'auto' resolve to the accelerator row of framedit_jax/models/cpu/defaults.py (the host here is a CPU, whose
+row would pick the CPU kernels).
 """
 
 from __future__ import annotations
@@ -111,10 +112,12 @@ def _total_bytes(tree) -> int:
 
 
 def prepare_config(config):
-  """Resolves what depends on the target: grad_barrier 'auto' (on for a CPU host) -> 'off'; T2V without a text
-  encoder gets a placeholder text.cache (the cache is `TextShapeCache`)."""
-  if config.model.get('grad_barrier', 'auto') == 'auto':
-    config.model.grad_barrier = 'off'
+  """Resolves what depends on the target: the 'auto' model settings to the accelerator row (not the CPU host's);
+  T2V without a text encoder gets a placeholder text.cache (the cache is `TextShapeCache`)."""
+  from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
+  for key, value in defaults.resolve(backend='accelerator').items():
+    if config.model.get(key, defaults.AUTO) == defaults.AUTO:
+      config.model[key] = {True: 'on', False: 'off'}[value] if key == 'cpu_kernels' else value
   if config.get('task', 'video') == 't2v' and not config.text.root and not config.text.get('cache', ''):
     with config.unlocked():
       config.text.cache = '(aot: TextShapeCache)'  # never read: the text cache is shape-only here

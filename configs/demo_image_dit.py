@@ -2,8 +2,8 @@
 
   python tools/make_random_dit.py --model=DiT-S/4 --out=/tmp/dit_random.safetensors \
       --hidden_size=128 --depth=4 --num_heads=4 --input_size=32 --in_channels=3
-  python launch/init_from_image_dit.py --dit=/tmp/dit_random.safetensors --model=Latte-S/4 \
-      --out_dir=/tmp/latte_from_dit --override=hidden_size=128 --override=depth=4 --override=num_heads=4 \
+  python launch/init_from_image_dit.py --src=/tmp/dit_random.safetensors --model=Latte-S/4 \
+      --out=/tmp/latte_from_dit --override=hidden_size=128 --override=depth=4 --override=num_heads=4 \
       --override=num_frames=10
   python launch/train.py --config=configs/demo_image_dit.py:init_from=/tmp/latte_from_dit --workdir=/tmp/latte_dit_demo
 
@@ -16,7 +16,7 @@ from configs import demo
 
 
 def get_config(arg: str | None = None):
-  """The demo config with Latte-S/4. Config argument: `init_from=DIR`, the init tool's --out_dir."""
+  """The demo config with Latte-S/4. Config argument: `init_from=DIR`, the init tool's --out."""
   init_from = common.parse_arg(arg, {'init_from': str}, 'configs/demo_image_dit.py').get('init_from')
   config = demo.with_iddpm(demo.get_config())  # IDDPM, as DiT was trained
   config.model.name = 'Latte-S/4'

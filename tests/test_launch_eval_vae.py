@@ -34,13 +34,14 @@ def _psnr(x, y):
 
 
 def test_eval_vae_cli_scores_the_exported_run(tmp_path):
-  from framedit_jax.train.dpvae_loop import held_out_clips, train_dpvae
+  from framedit_jax.train.loop import train_and_evaluate
+  from framedit_jax.train.tasks.dpvae import held_out_clips
   from framedit_jax.vae import load_vae
   from framedit_jax.vae.video import VideoVAE
   data_dir = tmp_path / 'tfds'
   work = tmp_path / 'run'
   config = D._config(data_dir, **{'train.num_steps': 2, 'dpvae.eval_num_videos': 2})  # pylint: disable=protected-access
-  train_dpvae(config, str(work))
+  train_and_evaluate(config, str(work))  # config.task = 'dpvae' (configs/dpvae_demo.py)
   assert os.path.isdir(work / 'dpvae_export')
 
   r = _eval_vae(work, data_dir)
