@@ -1,6 +1,6 @@
 """Compile-only devices of a hardware target named on the command line (benchmarks/aot.py `--target`).
 
-  tpu:<gen>:<topology>   e.g. tpu:v5e:2x2, tpu:v5e:16x16, tpu:v5p:2x2x1, tpu:v5p:8x8x8, tpu:v6e:16x16, tpu:v4:2x2x1
+  tpu:<gen>:<topology>   e.g. tpu:v5p:1x1x1 (one chip), tpu:v5e:2x2, tpu:v5e:16x16, tpu:v5p:2x2x1, tpu:v5p:8x8x8, tpu:v6e:16x16, tpu:v4:2x2x1
                          (libtpu, `pip install 'jax[tpu]'`; the name is the chip grid, not the slice name
                          'v5e-256'; v4 compiles with chip_config_name='megacore'; tpu7x chips show as 2 devices)
   cuda:h100x<N>          N H100 80 GB SXM devices (jax-cuda12-plugin with JAX_PLATFORMS=cpu; the device numbers are
@@ -69,6 +69,9 @@ def devices(target: Target):
   try:
     if target.platform == 'tpu':
       kw = {'chip_config_name': 'megacore'} if target.chip == 'v4' else {}
+      if target.num_chips < 4:  # a slice smaller than one host (e.g. tpu:v5p:1x1x1, one chip)
+        dims = [int(a) for a in target.topology.split('x')]
+        kw['chips_per_host_bounds'] = tuple(dims + [1] * (3 - len(dims)))
       return topologies.get_topology_desc(platform='tpu', topology_name=f'{target.chip}:{target.topology}',
                                           **kw).devices
     with open(os.path.join(SPEC_DIR, CUDA_SPECS[target.chip][0])) as f:

@@ -14,7 +14,7 @@ tc=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 2>/dev/null || true)
 if [[ -n "$tc" && -z "${LD_PRELOAD:-}" ]]; then export LD_PRELOAD="$tc"; fi
 # The CPU-best settings: unrolled blocks (stacking the saved activations costs the scan 1-15% at depth 12 on CPU;
 # model.scan_blocks stays True by default for compile time on accelerators), no remat (with unrolled blocks and the
-# barrier it beats dots_with_no_batch_dims_saveable by 0-11%, remat_barrier_cpu.jsonl), grad_barrier=auto (on for CPU).
+# barrier it beats dots_with_no_batch_dims_saveable by 0-11%, remat_barrier_cpu.jsonl), cpu_kernels=auto (on for CPU; was grad_barrier).
 best=(--ours-override remat_policy=none --ours-override scan_blocks=False)
 vs() { python benchmarks/vs_official.py --official-src "$official" --frames 16 --batch 2 --latent 16 --threads 2 \
          --rounds 3 "$@"; }
@@ -25,7 +25,7 @@ vs --designs local,g,h_concat,h_gated,full3d --depth 12 "${best[@]}" --rounds 5 
 vs --designs local,g,h_concat --depth 12 --ours-override remat_policy=dots_with_no_batch_dims_saveable \
    --out "$out/vs_official_cpu_scanned.jsonl"
 # 2. the "before": the step as landed before issue 12 (unrolled blocks, no barrier, no remat), same official step.
-vs --designs local --depth 12 --ours-override scan_blocks=False --ours-override grad_barrier=off \
+vs --designs local --depth 12 --ours-override scan_blocks=False --ours-override cpu_kernels=off \
    --ours-override remat_policy=none \
    --out "$out/vs_official_cpu_before.jsonl"
 # 3. depth 4 (with 1.: depth 12 / depth 4).
@@ -47,5 +47,5 @@ python benchmarks/variants.py --designs h_concat --sizes 32 --patch 4 --hidden-s
 # 7. where the LF step's time goes (summed XLA op time per step), before (no barrier, hence no matmul_vjp) and after.
 for gb in off on; do
   python benchmarks/profile_ops.py --tiny --designs local --frames 16 --sizes 16 --depth 12 --batch 2 \
-    --no-scan-blocks --remat-policy none --grad-barrier "$gb" --steps 2 --out "$out/profile_ops_cpu.jsonl"
+    --no-scan-blocks --remat-policy none --cpu-kernels "$gb" --steps 2 --out "$out/profile_ops_cpu.jsonl"
 done

@@ -2,8 +2,10 @@
 
 Builds the same compiled train step as benchmarks/step_time.py for each design, runs --steps steps under
 `jax.profiler.trace(create_perfetto_trace=True)`, and prints the top ops by total time (one JSON line per design
-with the list). Op names are XLA HLO instruction names (fusion.N, dot.N, ...); look them up in
-`--dump-hlo DIR` (the optimized HLO text of each train step) to see what each computes.
+with the list, and the top ops of each of the 8 largest op kinds). Times are summed raw durations: on a busy
+machine they include time spent waiting for cores, so read them as shares of the step, not as wall time. Op
+names are XLA HLO instruction names (fusion.N, dot.N, ...); look them up in `--dump-hlo DIR` (the optimized HLO
+text of each train step) to see what each computes.
 
   python benchmarks/profile_ops.py --designs local,g --frames 16 --sizes 16 --depth 2
 """
@@ -74,7 +76,10 @@ def main(argv=None):
                    'steps': args.steps, 'op_total_ms': round(total / 1e3 / args.steps, 2),
                    'by_kind_ms_per_step': {k: round(v / 1e3 / args.steps, 2)
                                            for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]},
-                   'top_ops_ms_per_step': [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops[:15]]}, args.out)
+                   'top_ops_ms_per_step': [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops[:15]],
+                   'top_ops_by_kind_ms_per_step': {
+                       kind: [[k, round(v / 1e3 / args.steps, 2)] for k, v in ops if k.split('.')[0] == kind][:4]
+                       for kind, _ in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]}}, args.out)
       del built
 
 

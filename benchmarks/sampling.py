@@ -1,7 +1,7 @@
 """Time to sample one video with DDPM-250 and DDIM-50, per temporal design.
 
-Uses the training code's sampler (`framedit_jax.train.generate.make_sampler`: one jitted lax.scan over the
-respaced steps) on a model built like the training loop builds it (`framedit_jax.train.experiment.build_model`), with
+Uses the training code's sampler (`framedit_jax.train.generate.Sampler`: the registry's loop as one jitted
+lax.scan, params as arguments) on a model built like the training loop builds it (`framedit_jax.train.experiment.build_model`), with
 random weights (timing does not depend on them). Per (design, sampler) one JSON line:
 
   compile_s     lower + compile of the whole sampling loop (s)
@@ -78,16 +78,15 @@ def run_design(args, design: str) -> list[dict[str, Any]]:
            'latent_size': args.size, 'num_frames': args.frames, 'batch': args.batch, 'dtype': args.dtype,
            'flops_video': steps * fwd}
     try:
-      diffusion = generate.sampling_diffusion(config)
-      fn = generate.make_sampler(model, diffusion, config, shape)
-      key = jax.random.PRNGKey(1)
+      fn = generate.Sampler(generate.class_apply_fn(model), config, 4).compiled(shape, guided=False)
+      key, scale = jax.random.PRNGKey(1), jnp.float32(1.0)
       t0 = time.perf_counter()
-      compiled = fn.lower(params, key, None).compile()
+      compiled = fn.lower(params, key, None, None, scale).compile()
       rec['compile_s'] = round(time.perf_counter() - t0, 3)
-      z = jax.block_until_ready(compiled(params, key, None))
+      z = jax.block_until_ready(compiled(params, key, None, None, scale))
       if not np.all(np.isfinite(np.asarray(z))):
         raise FloatingPointError(f'{name} {sampler_name}: non-finite samples')
-      times = common.time_calls(lambda: compiled(params, key, None), args.repeats)
+      times = common.time_calls(lambda: compiled(params, key, None, None, scale), args.repeats)
       video_s = common.median(times)
       rec.update({'oom': False, 'video_s': round(video_s, 4), 'ms_per_step': round(1e3 * video_s / steps, 3),
                   'achieved_tflops': round(steps * fwd / video_s / 1e12, 6)})

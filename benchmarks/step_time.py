@@ -63,6 +63,20 @@ PRESETS = {
 }
 
 
+def compile_train_step(model, diffusion, optimizer, config, state, batch, state_shardings, batch_shardings):
+  """The training loop's jitted step (`train.step.train_step` under `train.step.jit_train_step`, as
+  `make_train_step` builds it) compiled ahead of time. Returns (the compiled `step(state, batch, None) -> (state,
+  metrics)`, compile seconds); the compiled object also gives `cost_analysis()`, `memory_analysis()`, `as_text()`."""
+  import functools  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
+  fn = functools.partial(step_lib.train_step, model=model, diffusion=diffusion, optimizer=optimizer, config=config)
+  jitted = step_lib.jit_train_step(lambda s, b, frozen: fn(s, b), state_shardings, batch_shardings)
+  t0 = time.perf_counter()
+  compiled = jitted.lower(state, batch, None).compile()
+  compile_s = time.perf_counter() - t0
+  return compiled, compile_s
+
+
 @dataclasses.dataclass
 class Case:
   design: str
@@ -80,9 +94,9 @@ def make_config(args, case: Case):
   config.model.num_classes = 0
   config.model.dtype = args.dtype
   config.model.remat = bool(args.remat)
-  config.model.remat_policy = getattr(args, 'remat_policy', 'none')
-  config.model.scan_blocks = bool(getattr(args, 'scan_blocks', True))
-  config.model.grad_barrier = getattr(args, 'grad_barrier', 'auto')
+  config.model.remat_policy = getattr(args, 'remat_policy', 'auto')  # 'auto': framedit_jax/models/cpu/defaults.py
+  config.model.scan_blocks = getattr(args, 'scan_blocks', 'auto')
+  config.model.cpu_kernels = getattr(args, 'cpu_kernels', 'auto')
   config.model.attention_kernel = args.attention_kernel
   for k, v in case.overrides.items():
     config.model.overrides[k] = v
@@ -105,7 +119,6 @@ class Built:
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
     from framedit_jax.train import experiment  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
-    from framedit_jax.train.step import make_train_step  # pylint: disable=g-import-not-at-top
 
     self.case = case
     config = make_config(args, case)
@@ -121,11 +134,8 @@ class Built:
       host = {'video': rng.standard_normal((args.batch,) + latent_shape).astype(np.float32),
               'label': np.zeros((args.batch,), np.int32)}
       self.batch = jax.device_put(host, batch_shardings)
-      step = make_train_step(model, diffusion, optimizer, config, state_shardings=shardings,
-                             batch_shardings=batch_shardings)
-      t0 = time.perf_counter()
-      self.step = step.lower(self.state, self.batch).compile()
-      self.compile_s = time.perf_counter() - t0
+      self.step, self.compile_s = compile_train_step(model, diffusion, optimizer, config, self.state, self.batch,
+                                                     shardings, batch_shardings)
 
       fwd = jax.jit(lambda p, x, t: model.apply({'params': p}, x, t))
       self.x = self.batch['video']
@@ -144,7 +154,7 @@ class Built:
 
   def train_once(self):
     with jax.set_mesh(self.mesh):
-      self.state, metrics = self.step(self.state, self.batch)
+      self.state, metrics = self.step(self.state, self.batch, None)
     return metrics['loss']
 
   def fwd_once(self):
@@ -182,6 +192,13 @@ def _is_design_space(name: str) -> bool:
   return name.startswith(('LatteV', 'VideoDiT-'))
 
 
+def resolved_settings(args) -> dict[str, Any]:
+  """scan_blocks, remat_policy, cpu_kernels as the model gets them ('auto' resolved), and which were 'auto'."""
+  from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
+  asked = {k: getattr(args, k, 'auto') for k in ('scan_blocks', 'remat_policy', 'cpu_kernels')}
+  return {**defaults.resolve(**asked), 'auto': sorted(k for k, v in asked.items() if v == 'auto')}
+
+
 def base_record(args, case: Case) -> dict[str, Any]:
   if _is_design_space(case.name):  # Latte design space / VideoDiT: their own FLOP model; shape fields of Latte
     import design_flops  # pylint: disable=g-import-not-at-top  (benchmarks/design_flops.py)
@@ -198,8 +215,7 @@ def base_record(args, case: Case) -> dict[str, Any]:
       'bench': 'step_time', 'design': case.design, 'model': case.name, 'latent_size': case.size,
       'tokens_per_frame': shape.tokens_per_frame, 'num_frames': case.frames, 'batch': args.batch,
       'depth': shape.depth, 'hidden_size': shape.hidden_size, 'num_heads': shape.num_heads, 'dtype': args.dtype,
-      'remat': bool(args.remat), 'remat_policy': args.remat_policy, 'scan_blocks': bool(args.scan_blocks),
-      'grad_barrier': getattr(args, 'grad_barrier', 'auto'),
+      'remat': bool(args.remat), **resolved_settings(args),
       'options': {k: v for k, v in case.overrides.items() if k not in ('depth', 'hidden_size', 'num_heads')},
       'flops_fwd': fwd, 'flops_step': flops_lib.TRAIN_FLOPS_MULTIPLIER * fwd,
       'temporal_score_elements': flops_lib.temporal_attention_score_elements(shape),
@@ -338,12 +354,14 @@ def parse_args(argv=None):
   p.add_argument('--batch', type=int)
   p.add_argument('--dtype', choices=('float32', 'bfloat16'))
   p.add_argument('--remat', action='store_true', default=None, help='nn.remat every block')
-  p.add_argument('--remat-policy', default='none', help="per-block policy: none | full | dots_saveable | ...")
-  p.add_argument('--scan-blocks', dest='scan_blocks', action='store_true', default=True,
-                 help='blocks as one lax.scan (default, as configs/default.py)')
+  # The next three default to 'auto', as configs/default.py: per backend, framedit_jax/models/cpu/defaults.py.
+  p.add_argument('--remat-policy', default='auto',
+                 help="per-block policy: auto | none | full | dots_saveable | dots_with_no_batch_dims_saveable | ...")
+  p.add_argument('--scan-blocks', dest='scan_blocks', action='store_true', default='auto',
+                 help='blocks as one lax.scan (default: auto = unrolled on CPU, scanned on GPU/TPU)')
   p.add_argument('--no-scan-blocks', dest='scan_blocks', action='store_false', help='unrolled blocks')
-  p.add_argument('--grad-barrier', default='auto', choices=('auto', 'on', 'off'),
-                 help='config.model.grad_barrier (auto = on for CPU; see framedit_jax/models/grad_barrier.py)')
+  p.add_argument('--cpu-kernels', default='auto', choices=('auto', 'on', 'off'),
+                 help='config.model.cpu_kernels (auto = on for CPU; see framedit_jax/models/cpu/__init__.py)')
   p.add_argument('--attention-kernel', default='einsum', choices=('einsum', 'cudnn', 'xla'))
   p.add_argument('--rounds', type=int, help='timing rounds (round-robin over designs when interleaving)')
   p.add_argument('--steps', type=int, help='timed calls per design per round')

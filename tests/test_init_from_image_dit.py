@@ -95,3 +95,44 @@ def test_mismatched_dit_is_a_one_line_error(dit_file, tmp_path):
     init_from_dit_state_dict(sd, 'Latte-S/2', dit_overrides=ARCH, hidden_size=64, num_heads=2, depth=2)
   with pytest.raises(FileExistsError):
     write_init_checkpoint(dit_file[0], 'Latte-S/2', str(tmp_path), overrides=ARCH)
+
+
+def test_launcher_writes_a_videodit_equal_to_the_official_dit_on_identical_frames(tmp_path):
+  """launch/init_from_image_dit.py (subprocess) on the official-layout DiT of tests/fixtures/models/dit_parity.npz:
+  the VideoDiT it writes gives, on every frame of a clip of identical frames, the output the official
+  facebookresearch/DiT forward gave (recorded in the fixture by tools/parity_dit.py); its report lists only what
+  was done (no temporal embedding, the label table copied, nothing dropped)."""
+  import subprocess
+  from safetensors.numpy import save_file
+  from framedit_jax.convert.checkpoint_io import load_params
+  from framedit_jax.models import get_model
+  import test_image_dit as D
+  data = np.load(D.FIXTURE)
+  meta = json.loads(bytes(data['__meta__']).decode())
+  m = meta['dit_class']  # DiT-S/2, 10 classes, learn_sigma, 8x8x4 latents, depth 2, hidden 32
+  save_file(D.dit_state_dict(data, meta, 'dit_class'), str(tmp_path / 'dit.safetensors'))
+  frames = 3
+  arch = {k: m['overrides'][k] for k in ('depth', 'hidden_size', 'num_heads')}
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
+  r = subprocess.run([sys.executable, os.path.join(REPO, 'launch', 'init_from_image_dit.py'),
+                      f'--src={tmp_path / "dit.safetensors"}', '--model=VideoDiT-S/2', f'--out={tmp_path / "v"}',
+                      f'--override=num_frames={frames}', '--override=num_classes=10',
+                      *[f'--override={k}={v}' for k, v in arch.items()]],
+                     env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  params, saved = load_params(str(tmp_path / 'v'))
+  assert saved['model_name'] == 'VideoDiT-S/2' and saved['overrides']['num_classes'] == 10
+  video = get_model('VideoDiT-S/2', **saved['overrides'])
+  x = data['dit_class|xq'].astype(np.float32) / np.float32(32.0)  # (B, H, W, C) as the official run saw it
+  clip = jnp.repeat(jnp.asarray(x)[:, None], frames, axis=1)
+  out = np.asarray(video.apply({'params': params}, clip, jnp.asarray(data['dit_class|t']),
+                               jnp.asarray(data['dit_class|y'])))
+  official = data['dit_class|out']
+  assert np.abs(official).max() > 1.0
+  for i in range(frames):
+    np.testing.assert_allclose(out[:, i], official, rtol=0, atol=2e-5)
+  report = json.load(open(tmp_path / 'v' / 'init_report.json'))
+  assert report['fresh'] == ['proj_3d', 'x_embedder_3d']  # the 3D-patchify branch only; no temp_embed
+  assert not any('temp_embed' in line for key in ('fresh', 'adapted') for line in report[key])
+  assert 'y_embedder' in report['copied'] and report['dropped'] == []
+  assert not any(line.startswith('y_embedder') for line in report['adapted'])

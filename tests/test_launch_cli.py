@@ -55,8 +55,8 @@ def test_convert_checkpoint_cli(tmp_path):
   meta = json.loads(bytes(data['__meta__']).decode())['framedit_g']
   save_file(P._state_dict(data, 'framedit_g', meta), str(tmp_path / 'w.safetensors'))  # pylint: disable=protected-access
   arch = {k: v for k, v in meta['overrides'].items() if k not in ('input_size', 'num_frames', 'num_classes')}
-  _launch('convert_checkpoint.py', f'--checkpoint={tmp_path / "w.safetensors"}', f'--model={meta["name"]}',
-          f'--out_dir={tmp_path / "jax"}', *[f'--override={k}={v}' for k, v in arch.items()])
+  _launch('convert_checkpoint.py', f'--src={tmp_path / "w.safetensors"}', f'--model={meta["name"]}',
+          f'--out={tmp_path / "jax"}', *[f'--override={k}={v}' for k, v in arch.items()])
   params, saved = checkpoint_io.load_params(str(tmp_path / 'jax'))
   module = get_model(saved['model_name'], **saved['overrides'])
   x = jnp.asarray(data['framedit_g|xq'].astype(np.float32) / np.float32(32.0))

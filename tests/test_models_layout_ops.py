@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from framedit_jax.models.attention import Attention
-from framedit_jax.models.batch_broadcast import broadcast_leading
-from framedit_jax.models.fusion import ConcatLinear
-from framedit_jax.models.split_dense import SplitDense
+from framedit_jax.models.cpu import ConcatLinear, SplitDense, broadcast_leading
 from framedit_jax.train import lora as lora_lib
 
 
@@ -72,7 +70,7 @@ def test_split_dense_is_a_dense_in_column_blocks():
 
 def test_lora_interceptor_on_the_fused_qkv_equals_merged_weights():
   x = jax.random.normal(jax.random.PRNGKey(8), (2, 5, 16))
-  attn = Attention(num_heads=4, matmul_vjp=True)
+  attn = Attention(num_heads=4, cpu_kernels=True)
   params = attn.init(jax.random.PRNGKey(9), x)['params']
   cfg = lora_lib.LoraConfig(2, 4.0, ('qkv',))
   adapters = lora_lib.init_lora(params, cfg, jax.random.PRNGKey(10))
@@ -86,9 +84,9 @@ def test_lora_interceptor_on_the_fused_qkv_equals_merged_weights():
   np.testing.assert_allclose(np.asarray(unmerged), np.asarray(merged), rtol=1e-4, atol=1e-5)
 
 
-def test_matmul_vjp_attention_equals_plain():
+def test_cpu_kernels_attention_equals_plain():
   x = jax.random.normal(jax.random.PRNGKey(11), (2, 6, 16))
-  fused, split = Attention(num_heads=4), Attention(num_heads=4, matmul_vjp=True)
+  fused, split = Attention(num_heads=4), Attention(num_heads=4, cpu_kernels=True)
   params = fused.init(jax.random.PRNGKey(12), x)
   jax.tree_util.tree_map(np.testing.assert_array_equal, params, split.init(jax.random.PRNGKey(12), x))
   params = jax.tree_util.tree_map(lambda p: p + 0.05 if p.ndim == 1 else p, params)

@@ -1,5 +1,5 @@
 """`matmul_vjp` (the XLA-CPU backward for Dense-like matmuls) computes what it replaces: values and gradients of
-the plain matmul / einsum, alone and inside every module that takes a `matmul_vjp` flag."""
+the plain matmul / einsum, alone and inside every module that takes the `cpu_kernels` switch."""
 
 import flax.linen as nn
 import jax
@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from framedit_jax.models import matmul_vjp
+from framedit_jax.models.cpu import matmul_vjp
 from framedit_jax.models.attention import Attention, MatrixAttention
 from framedit_jax.models.blocks import Mlp
-from framedit_jax.models.fusion import ConcatLinear, HybridTemporalAttention
+from framedit_jax.models.fusion import HybridTemporalAttention
 
 
 def _close(a, b, tol=1e-5):
@@ -72,27 +72,22 @@ def _module_pair_matches(make, *inputs, tol=1e-4):
   jax.tree_util.tree_map(lambda a, b: _close(a, b, tol), g_ours, g_plain)
 
 
-def test_mlp_matmul_vjp_equals_plain():
-  _module_pair_matches(lambda f: Mlp(24, matmul_vjp=f), jax.random.normal(jax.random.PRNGKey(8), (2, 5, 8)))
+def test_mlp_cpu_kernels_equal_plain():
+  _module_pair_matches(lambda f: Mlp(24, cpu_kernels=f), jax.random.normal(jax.random.PRNGKey(8), (2, 5, 8)))
 
 
-def test_attention_matmul_vjp_equals_plain():
-  _module_pair_matches(lambda f: Attention(num_heads=4, matmul_vjp=f),
+def test_attention_cpu_kernels_equal_plain():
+  _module_pair_matches(lambda f: Attention(num_heads=4, cpu_kernels=f),
                        jax.random.normal(jax.random.PRNGKey(9), (2, 6, 16)))
 
 
 @pytest.mark.parametrize('qk,v', [(8, 16), (2, 4)])  # r > N (U^T (X W)) and r < N ((U^T X) W)
-def test_matrix_attention_matmul_vjp_equals_plain(qk, v):
-  _module_pair_matches(lambda f: MatrixAttention(qk, v, 2, 2, matmul_vjp=f),
+def test_matrix_attention_cpu_kernels_equal_plain(qk, v):
+  _module_pair_matches(lambda f: MatrixAttention(qk, v, 2, 2, cpu_kernels=f),
                        jax.random.normal(jax.random.PRNGKey(10), (2, 4, 6, 8)))
 
 
-def test_concat_linear_matmul_vjp_equals_plain():
-  a = jax.random.normal(jax.random.PRNGKey(11), (2, 5, 8))
-  b = jax.random.normal(jax.random.PRNGKey(12), (2, 5, 8))
-  _module_pair_matches(lambda f: ConcatLinear(6, matmul_vjp=f), a, b)
-
-
-def test_hybrid_concat_matmul_vjp_equals_plain():
-  _module_pair_matches(lambda f: HybridTemporalAttention(8, 16, 2, 2, matmul_vjp=f),
+@pytest.mark.parametrize('fuse_mode', ['concat', 'gated'])  # concat: cpu.ConcatLinear vs Dense on the concat
+def test_hybrid_cpu_kernels_equal_plain(fuse_mode):
+  _module_pair_matches(lambda f: HybridTemporalAttention(8, 16, 2, 2, fuse_mode=fuse_mode, cpu_kernels=f),
                        jax.random.normal(jax.random.PRNGKey(13), (2, 4, 6, 8)))

@@ -90,7 +90,7 @@ def test_remat_policy_names():
 
 
 def _largest_fusion_operands(depth: int, scan: bool) -> int:
-  model = get_model('Latte-S/2', depth=depth, scan_blocks=scan, grad_barrier=False, **TINY)
+  model = get_model('Latte-S/2', depth=depth, scan_blocks=scan, cpu_kernels=False, **TINY)
   x, t, _ = _inputs(model)
   params = jax.eval_shape(model.init, {'params': jax.random.PRNGKey(0)}, x, t)['params']
   loss = lambda p: jnp.sum(model.apply({'params': p}, x, t)**2)

@@ -33,7 +33,7 @@ def save_params(params: Any, out_dir: str, model_name: str, overrides: Mapping[s
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   path = os.path.abspath(out_dir)
   if os.path.exists(path):
-    raise FileExistsError(f'--out_dir {path} already exists; choose a new directory.')
+    raise FileExistsError(f'--out {path} already exists; choose a new directory.')
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(path, {'params': params})
   meta = dict(model_name=model_name, overrides=_jsonable(overrides or {}), source=source, weights=weights)
@@ -73,6 +73,31 @@ def convert_and_save(state_dict: Mapping[str, Any], model_name: str, out_dir: st
   params = convert_state_dict(state_dict, model_name, **overrides)
   used = {**infer_overrides(strip_prefixes(state_dict), model_name), **overrides}
   return save_params(params, out_dir, model_name, used, source, weights)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+  """`--override` values `['k=v', ...]` -> `{k: int | float | bool | str}` (the launchers' `get_model` overrides).
+
+  Raises:
+    ValueError: an item without '=' (one line).
+  """
+  out = {}
+  for item in items:
+    if '=' not in item:
+      raise ValueError(f'--override {item!r} must be key=value, e.g. --override=num_frames=16.')
+    key, text = (s.strip() for s in item.split('=', 1))
+    value: Any = text
+    if text.lower() in ('true', 'false'):
+      value = text.lower() == 'true'
+    else:
+      for cast in (int, float):
+        try:
+          value = cast(text)
+          break
+        except ValueError:
+          pass
+    out[key] = value
+  return out
 
 
 def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,8 @@ whose name exists in the video model is loaded, so video block i takes DiT block
   * spatial position embedding: the DiT's frozen 2-D sin-cos `pos_embed`, replicated over the T frames. Here it is
     a constant of both models (not a parameter): it is checked equal for the grid and reported as 'adapted'.
   * label embedding: the DiT's 1000-class table is dropped; a class-conditional video model gets a zero table.
+    A VideoDiT (videodit.md §3.2) given the DiT's num_classes keeps the DiT's table, so it starts as the DiT on
+    every frame of a clip of identical frames; it has no temporal embedding to report.
   * temporal blocks (odd i): `temporal_init='dit'` (official name matching) copies every leaf whose path and shape
     match DiT `blocks_i` (Latte: the whole block; FrameDiT-G/H: adaLN and MLP, the Matrix-Attention / fusion
     parameters stay freshly initialised); `temporal_init='fresh'` keeps them all freshly initialised
@@ -28,29 +30,10 @@ import os
 import jax
 import numpy as np
 
+from framedit_jax.convert.weights import flatten, unflatten
 from framedit_jax.models.embeddings import get_2d_sincos_pos_embed
 
 TEMPORAL_INITS = ('dit', 'fresh')
-
-
-def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping):
-      out.update(_flatten(v, prefix + (k,)))
-    else:
-      out[prefix + (k,)] = v
-  return out
-
-
-def _unflatten(flat: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
-  out: dict[str, Any] = {}
-  for path, v in flat.items():
-    node = out
-    for k in path[:-1]:
-      node = node.setdefault(k, {})
-    node[path[-1]] = v
-  return out
 
 
 def _group(paths: list[tuple[str, ...]], all_paths: list[tuple[str, ...]]) -> list[str]:
@@ -115,7 +98,7 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
   if label_init not in ('zero', 'dit'):
     raise ValueError(f"label_init must be 'zero' or 'dit', got {label_init!r}.")
   check_fit(dit_module, video_module)
-  src, dst = _flatten(dit_params), _flatten(video_params)
+  src, dst = flatten(dit_params), flatten(video_params)
   out, copied, fresh = {}, [], []
   for path, leaf in dst.items():
     top = path[0]
@@ -154,10 +137,13 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
               f'{video_module.num_frames + video_module.use_image_num} frames'
               + ('' if same else f'; recomputed for the video grid {grid}x{grid}'))
   size = lambda paths: int(sum(np.size(dst[p]) if p in dst else np.size(src[p]) for p in paths))
+  from framedit_jax.models.videodit import VideoDiT2Dto3D  # pylint: disable=g-import-not-at-top
+  temporal_note = [] if isinstance(video_module, VideoDiT2Dto3D) else [  # VideoDiT has no temporal embedding
+      f'temp_embed: frozen 1-D sin-cos over {video_module.num_frames} frames']
   report = dict(
       copied=_group(copied, all_dst),
       adapted=[pos_note],
-      fresh=_group(fresh, all_dst) + [f'temp_embed: frozen 1-D sin-cos over {video_module.num_frames} frames'],
+      fresh=_group(fresh, all_dst) + temporal_note,
       dropped=_group(dropped, list(src)),
       temporal_init=temporal_init,
       counts=dict(copied=size(copied), fresh=size(fresh), dropped=size(dropped)),
@@ -166,7 +152,7 @@ def init_video_params_from_dit(dit_params: Mapping[str, Any], video_params: Mapp
     report['adapted'].append('y_embedder: dropped (unconditional video model)')
   elif any(p[0] == 'y_embedder' for p in dst) and label_init == 'zero':
     report['adapted'].append('y_embedder: the DiT table dropped, zero-initialised for the video classes')
-  params = jax.tree.map(np.asarray, _unflatten(out))
+  params = jax.tree.map(np.asarray, unflatten(out))
   return params, report
 
 
@@ -208,7 +194,8 @@ def init_from_dit_state_dict(state_dict: Mapping[str, Any], model_name: str, dit
     temporal_init: see `init_video_params_from_dit`.
     seed: PRNG seed of the fresh leaves (temporal attention, ...).
     dit_overrides: architecture overrides of the DiT (tests: depth, hidden_size, num_heads).
-    **overrides: `get_model` overrides; input_size and in_channels default to the DiT's, num_classes to 0.
+    **overrides: `get_model` overrides; input_size and in_channels default to the DiT's, num_classes to 0. A
+      VideoDiT with the DiT's num_classes keeps the DiT's label table, so it starts as the DiT on every frame.
 
   Returns:
     `(params, report, overrides used)`; report as in `init_video_params_from_dit`, plus 'dit' and 'model'.
@@ -229,13 +216,16 @@ def init_from_dit_state_dict(state_dict: Mapping[str, Any], model_name: str, dit
               learn_sigma=dit_module.learn_sigma, num_classes=0, **arch)
   used.update(overrides)
   video = get_model(model_name, **used)
+  # VideoDiT 2D->3D (videodit.md §3.2) keeps the DiT's label table when the class counts match
+  videodit = model_name.startswith('VideoDiT')
+  label_init = 'dit' if videodit and video.num_classes == dit_module.num_classes > 0 else 'zero'
   check_fit(dit_module, video)
   frames = video.num_frames + video.use_image_num
   x = jnp.zeros((1, frames, video.input_size, video.input_size, video.in_channels), jnp.float32)
   y = jnp.zeros((1,), jnp.int32) if video.num_classes > 0 else None
   fresh = video.init({'params': jax.random.PRNGKey(seed)}, x, jnp.zeros((1,), jnp.int32), y)['params']
   params, report = init_video_params_from_dit(dit_params, jax.tree.map(np.asarray, fresh), video, dit_module,
-                                              temporal_init)
+                                              temporal_init, label_init)
   report = dict(dit=dit_name, model=model_name, **report)
   return params, report, used
 
@@ -261,7 +251,7 @@ def write_init_checkpoint(dit: str, model: str, out_dir: str, dit_model: str | N
   from framedit_jax.convert.image_dit import load_dit_checkpoint  # pylint: disable=g-import-not-at-top
   overrides = dict(overrides or {})
   if os.path.exists(out_dir):
-    raise FileExistsError(f'--out_dir {out_dir} already exists; choose a new directory.')
+    raise FileExistsError(f'--out {out_dir} already exists; choose a new directory.')
   state_dict = load_dit_checkpoint(dit, weights)
   dit_arch = {k: overrides[k] for k in ('depth', 'hidden_size', 'num_heads', 'mlp_ratio') if k in overrides}
   params, report, used = init_from_dit_state_dict(state_dict, model, dit_model, temporal_init, seed,

@@ -166,23 +166,26 @@ def _torch_load(path: str, name: str, allow_pickle: bool) -> Any:
                        '.safetensors on a machine that has it.') from e
   try:
     return torch.load(path, map_location='cpu', weights_only=not allow_pickle)
-  except pickle.UnpicklingError as e:
-    # weights_only=True refused a global: nothing in the pickle ran.
-    raise WeightsError(f'{name}: refused, the pickle needs code beyond tensors ({_refused_global(e)}), which '
-                       'torch.load(weights_only=True) does not run; re-save only the weights '
-                       "(torch.save(model.state_dict(), p) or torch.save(ckpt['ema'], p)) or convert them to "
-                       '.safetensors.') from e
   except Exception as e:  # pylint: disable=broad-except
-    raise WeightsError(f'{name}: not a readable torch file ({type(e).__name__}: {_short(e)}); it is truncated or '
-                       'damaged (re-download it), or not a torch.save file.') from e
+    if isinstance(e, pickle.UnpicklingError) and 'Unsupported global' in str(e):
+      # weights_only=True met a global it does not allow and stopped: nothing in the pickle ran.
+      raise WeightsError(f'{name}: refused, the pickle needs code beyond tensors ({_refused_global(e)}), which '
+                         'torch.load(weights_only=True) does not run; re-save only the weights '
+                         "(torch.save(model.state_dict(), p) or torch.save(ckpt['ema'], p)) or convert them to "
+                         '.safetensors.') from e
+    raise WeightsError(f'{name}: not a readable torch file ({type(e).__name__}: {_first_line(e)}); it is '
+                       'truncated or damaged (re-download it), or not a torch.save file.') from e
+
+
+def _first_line(err: BaseException) -> str:
+  text = str(err)
+  if 'Unpickler error:' in text:
+    text = text.split('Unpickler error:', 1)[1]
+  return _short(ValueError(text.strip().split('. ')[0]), 100)
 
 
 def _refused_global(err: BaseException) -> str:
-  text = str(err)
-  for marker in ('Unsupported global: GLOBAL ', 'GLOBAL '):
-    if marker in text:
-      return 'global ' + text.split(marker, 1)[1].split()[0]
-  return _short(err, 80)
+  return 'global ' + str(err).split('Unsupported global: GLOBAL ', 1)[1].split()[0]
 
 
 def _short(err: BaseException, n: int = 120) -> str:
@@ -201,7 +204,8 @@ def _to_numpy(value: Any) -> np.ndarray | None:
   arr = np.asarray(value)
   if arr.dtype == object:
     return None
-  return arr.astype(np.float32) if np.issubdtype(arr.dtype, np.floating) else arr
+  floating = np.issubdtype(arr.dtype, np.floating) or 'float' in arr.dtype.name  # + ml_dtypes' bfloat16
+  return arr.astype(np.float32) if floating else arr
 
 
 def numpy_state_dict(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -346,4 +350,5 @@ def mismatch_error(what: str, missing: Iterable[str] = (), unexpected: Iterable[
       more = f', ... {len(items) - _LIST} more' if len(items) > _LIST else ''
       parts.append(f'{len(items)} {label} [{", ".join(items[:_LIST])}{more}]')
   parts += list(problems)
+  hint = hint if not hint or hint.endswith('.') else hint + '.'
   return WeightsError(f'{what}: ' + '; '.join(parts) + (f'. {hint}' if hint else '.'))

@@ -19,7 +19,9 @@ from typing import Any, Callable
 
 import jax
 
-from framedit_jax.diffusion import ode_samplers
+from framedit_jax.diffusion.ode_samplers import dpmpp_2m_sample_loop
+from framedit_jax.diffusion.ode_samplers import euler_sample_loop
+from framedit_jax.diffusion.factory import create_diffusion
 from framedit_jax.diffusion.respace import space_timesteps
 
 SAMPLERS: dict[str, tuple[str, ...]] = {
@@ -51,7 +53,7 @@ def validate_sample_config(config: Any) -> None:
   if not isinstance(n, int) or isinstance(n, bool) or n < 1:
     raise ValueError(f'config.sample.num_steps={n!r}: must be an integer >= 1.')
   steps = int(d.get('diffusion_steps', 1000))
-  if objective == 'iddpm' and n > steps:
+  if n > steps:  # (rectified flow too: its time grid is capped like the IDDPM process)
     raise ValueError(f'config.sample.num_steps={n} must be <= config.diffusion.diffusion_steps={steps}.')
   if s.sampler == 'ddim':
     try:
@@ -81,7 +83,6 @@ def _number(s: Any, field: str, default: float) -> float:
 
 
 def _diffusion(d: Any, respacing: str):
-  from framedit_jax.diffusion.factory import create_diffusion  # pylint: disable=g-import-not-at-top
   return create_diffusion(timestep_respacing=respacing, noise_schedule=d.get('noise_schedule', 'linear'),
                           learn_sigma=bool(d.get('learn_sigma', True)),
                           diffusion_steps=int(d.get('diffusion_steps', 1000)), predict=d.get('predict', 'epsilon'))
@@ -118,7 +119,7 @@ def create_sampler(config: Any, clip_denoised: bool = False) -> SampleFn:
     return lambda model_fn, shape, key: diffusion.ddim_sample_loop(model_fn, shape, key, eta=eta,
                                                                    clip_denoised=clip_denoised)
   alphas_cumprod = _diffusion(d, '').alphas_cumprod
-  loop = ode_samplers.euler_sample_loop if name == 'euler' else ode_samplers.dpmpp_2m_sample_loop
+  loop = euler_sample_loop if name == 'euler' else dpmpp_2m_sample_loop
   return lambda model_fn, shape, key: loop(alphas_cumprod, model_fn, shape, key, num_steps=n)
 
 

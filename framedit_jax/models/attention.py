@@ -18,9 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framedit_jax.models import matmul_vjp
-from framedit_jax.models.batch_broadcast import broadcast_leading
-from framedit_jax.models.split_dense import SplitDense
+from framedit_jax.models import cpu
 from framedit_jax.parallel import context_parallel as cp
 from framedit_jax.parallel.collectives import frame_axis_size, gather_frames
 
@@ -55,30 +53,27 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, kernel: str 
   raise ValueError(f'attention_kernel must be one of {ATTENTION_KERNELS}, got {kernel!r}.')
 
 
-def matrix_linear(x: jax.Array, u: jax.Array | None, w: jax.Array, matmul_vjp_w: bool = False) -> jax.Array:
+def matrix_linear(x: jax.Array, u: jax.Array | None, w: jax.Array, cpu_kernels: bool = False) -> jax.Array:
   """`U^T X W` for every frame, contracting in the cheaper order.
 
   Args:
     x: `(..., N, D)`.
     u: `(N, r)` token map, or None for U = I.
     w: `(D, K)` channel map.
-    matmul_vjp_w: apply W through `matmul_vjp.matmul` (same values; a backward XLA CPU runs faster).
+    cpu_kernels: U^T and W with the XLA CPU backward kernels (`cpu.token_map`, `cpu.matmul`; same values).
 
   Returns:
     `(..., r, K)`. Cost per frame: (U^T X) W = r N D + r D K, U^T (X W) = N D K + r N K; the smaller is used, so
-    the r > N projections never pay 2 r D^2 (order picked by shape). U^T is applied as a batched matmul with U broadcast
-    over the leading axes (`batch_broadcast.broadcast_leading`): its output is already `(..., r, K)` (a plain
-    `einsum('nr,...nk->...rk')` is a dot whose output XLA must transpose), and U's gradient is one matvec.
+    the r > N projections never pay 2 r D^2 (order picked by shape).
   """
-  xw = (lambda a: matmul_vjp.matmul(a, w)) if matmul_vjp_w else (lambda a: jnp.einsum('...nd,dk->...nk', a, w))
+  xw = lambda a: cpu.matmul(a, w, cpu_kernels)
   if u is None:
     return xw(x)
   n, d = x.shape[-2:]
   r, k = u.shape[1], w.shape[1]
-  u_t = broadcast_leading(u.T, x.shape[:-2])  # (..., r, N)
   if r * n * d + r * d * k <= n * d * k + r * n * k:
-    return xw(jnp.matmul(u_t, x))
-  return jnp.matmul(u_t, xw(x))
+    return xw(cpu.token_map(u, x, cpu_kernels))
+  return cpu.token_map(u, xw(x), cpu_kernels)
 
 
 def _split_heads(x: jax.Array, num_col_heads: int, num_row_heads: int) -> jax.Array:
@@ -156,18 +151,17 @@ class Attention(nn.Module):
   `(B, L, D)` -> `(B, L, D)`; the qkv channel order is (3, heads, head_dim) as in the official reshape.
   `kv_axis`: inside a `jax.shard_map` that shards L over this mesh axis (Full 3D frame parallelism), K and V are
   all-gathered over it so each shard's queries see every token; None or unbound = plain attention.
+  `cpu_kernels`: `qkv` as `cpu.SplitDense` and both Denses with the XLA CPU backward (`framedit_jax.models.cpu`;
+  same params and numbers).
   `context_parallel`: 'gather' (that all-gather), 'ring' or 'ulysses' (`framedit_jax.parallel.context_parallel`:
   each shard keeps only its own tokens' K/V; same numbers).
-  `matmul_vjp`: compute `qkv` as `split_dense.SplitDense` (q, k, v as column blocks of one matmul) and both
-  Denses with the backward of `matmul_vjp.matmul_columns` (same params and numbers). Faster on XLA CPU together
-  with the cotangent barrier; blocks set it to their `grad_barrier` (on for CPU), GPU/TPU keep plain Denses.
   """
   num_heads: int
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   use_bias: bool = True
   kv_axis: str | None = None
-  matmul_vjp: bool = False
+  cpu_kernels: bool = False
   context_parallel: str = 'gather'
 
   @nn.compact
@@ -175,13 +169,12 @@ class Attention(nn.Module):
     bsz, length, d = x.shape
     if d % self.num_heads:
       raise ValueError(f'hidden_size {d} must be divisible by num_heads {self.num_heads}.')
-    dot_general = matmul_vjp.dense_dot_general if self.matmul_vjp else None
     dense = lambda n, name, bias: nn.Dense(n, use_bias=bias, dtype=self.dtype, kernel_init=_xavier(), name=name,
-                                           dot_general=dot_general)
+                                           dot_general=cpu.dot_general(self.cpu_kernels))
     # One Dense `qkv`, official channel order (3, heads, head_dim).
-    if self.matmul_vjp:
+    if self.cpu_kernels:
       q, k, v = (a.reshape(bsz, length, self.num_heads, d // self.num_heads)
-                 for a in SplitDense(3 * d, 3, self.use_bias, self.dtype, _xavier(), name='qkv')(x))
+                 for a in cpu.SplitDense(3 * d, 3, self.use_bias, self.dtype, _xavier(), name='qkv')(x))
     else:
       qkv = dense(3 * d, 'qkv', self.use_bias)(x.astype(self.dtype))
       qkv = qkv.reshape(bsz, length, 3, self.num_heads, d // self.num_heads)
@@ -200,14 +193,14 @@ class MatrixLinear(nn.Module):
   Params: `u (N, out_rows)` (xavier; absent for `u_type='identity'`), `w (D, out_cols)` (xavier), `bias
   (out_rows, out_cols)` (zeros), and `u_temperature (1, out_rows)` (ones) for `u_type='softmax'`, where the
   effective U is `softmax(u / u_temperature)` over N (column-normalised). Official `MatrixLinear`.
-  `matmul_vjp`: apply W through `matmul_vjp.matmul` (XLA CPU; see `Attention.matmul_vjp`).
+  `cpu_kernels`: the XLA CPU backward kernels (`framedit_jax.models.cpu`; same params and numbers).
   """
   out_rows: int
   out_cols: int
   u_type: str = 'param'
   use_bias: bool = True
   dtype: Any = jnp.float32
-  matmul_vjp: bool = False
+  cpu_kernels: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -225,10 +218,10 @@ class MatrixLinear(nn.Module):
     else:
       raise ValueError(f'u_type must be one of {U_TYPES}, got {self.u_type!r}.')
     w = self.param('w', _xavier(), (d, self.out_cols), jnp.float32).astype(self.dtype)
-    y = matrix_linear(x.astype(self.dtype), u, w, self.matmul_vjp)
+    y = matrix_linear(x.astype(self.dtype), u, w, self.cpu_kernels)
     if self.use_bias:
       bias = self.param('bias', nn.initializers.zeros, (self.out_rows, self.out_cols), jnp.float32)
-      y = y + broadcast_leading(bias.astype(self.dtype), y.shape[:-2])
+      y = cpu.bias_add(y, bias.astype(self.dtype), self.cpu_kernels)
     return y
 
 
@@ -240,7 +233,7 @@ class MatrixAttention(nn.Module):
   `module.apply(..., mutable=['intermediates'])`).
   `frame_axis`: inside a `jax.shard_map` sharding T over this mesh axis, K and V are all-gathered over it (the
   projections stay per frame, only the T x T scores are global; the sown map is then `(B, C*R, T/f, T)`).
-  `matmul_vjp`: passed to the MatrixLinears (XLA CPU; see `Attention.matmul_vjp`).
+  `cpu_kernels`: passed to the MatrixLinears (`framedit_jax.models.cpu`).
   `context_parallel`: 'gather' (the K/V all-gather above), 'ring' or 'ulysses': the C*R heads run as ordinary
   attention heads of dim a*b (`matrix_heads`) through `framedit_jax.parallel.context_parallel`, each shard keeping
   only its own frames' K/V; same numbers, but no attention map is sown.
@@ -253,7 +246,7 @@ class MatrixAttention(nn.Module):
   use_bias: bool = True
   dtype: Any = jnp.float32
   frame_axis: str | None = None
-  matmul_vjp: bool = False
+  cpu_kernels: bool = False
   context_parallel: str = 'gather'
 
   @nn.compact
@@ -265,7 +258,7 @@ class MatrixAttention(nn.Module):
                        f'num_col_heads={c}.')
     if d % r:
       raise ValueError(f'hidden_size={d} must be divisible by num_row_heads={r}.')
-    ml = lambda rows, name: MatrixLinear(rows, d, self.u_type, self.use_bias, self.dtype, self.matmul_vjp,
+    ml = lambda rows, name: MatrixLinear(rows, d, self.u_type, self.use_bias, self.dtype, self.cpu_kernels,
                                          name=name)
     q = ml(self.qk_col_dim, 'linear_q')(x)
     k = ml(self.qk_col_dim, 'linear_k')(x)

@@ -58,9 +58,9 @@ class LatteStyleDiT(nn.Module):
   scan_blocks: run the blocks as one `lax.scan` over (spatial, temporal) pairs (single blocks for full3d). Same
     parameters (`blocks_i`) and the same numbers as the unrolled model (to float rounding); the backward is linear
     in depth on XLA CPU and compile time is flat in depth. Init always runs unrolled.
-  grad_barrier: materialise the residual-stream cotangent at every sublayer input in the backward (identical
-    numbers; on XLA CPU it stops the cotangent's elementwise chain being recomputed in every consumer, see
-    `framedit_jax.models.grad_barrier`). `get_model` callers usually take it from `config.model.grad_barrier`.
+  cpu_kernels: the XLA CPU backward kernels in every block (`framedit_jax.models.cpu`; identical params and
+    numbers). `get_model` callers usually take it, scan_blocks and remat_policy from the config's 'auto' defaults
+    (`framedit_jax.models.cpu.defaults`).
   frame_axis: mesh axis name for frame parallelism. Only inside a `jax.shard_map` binding it (see
     `framedit_jax.parallel.frame_parallel.apply_frame_parallel`) does x hold this shard's T/f frames: the
     temporal embedding is sliced at offset axis_index * T/f and the temporal mixers communicate; elsewhere
@@ -92,7 +92,7 @@ class LatteStyleDiT(nn.Module):
   remat: bool = False
   remat_policy: str = 'none'
   scan_blocks: bool = False
-  grad_barrier: bool = False
+  cpu_kernels: bool = False
   frame_axis: str | None = None
   context_parallel: str = 'gather'
 
@@ -102,7 +102,7 @@ class LatteStyleDiT(nn.Module):
     kw = {'name': f'blocks_{i}'} if bound else {'parent': None}
     return cls(self.hidden_size, self.num_heads, mixer, self.mlp_ratio, self.qk_col_dim, self.v_col_dim,
                self.num_col_heads, self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
-               frame_axis=self.frame_axis, grad_barrier=self.grad_barrier,
+               frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
                context_parallel=self.context_parallel, **kw)
 
   def _mixers(self) -> list[str]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
-from framedit_jax.models.grad_barrier import materialize_cotangent
 import jax
 import jax.numpy as jnp
 
-from framedit_jax.models import matmul_vjp
+from framedit_jax.models import cpu
 from framedit_jax.models.attention import Attention, MatrixAttention
 from framedit_jax.models.fusion import HybridTemporalAttention, local_temporal
 
@@ -70,29 +69,29 @@ def remat_policy(name: str, remat: bool = False) -> Any:
 
 
 def unrolled_only(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
-  """`overrides` without `scan_blocks` / `grad_barrier`, for models whose blocks always run unrolled without the
-  cotangent barrier (Latte design space, VideoDiT); `remat_policy` is kept (they remat each block with it).
+  """`overrides` without `scan_blocks` / `cpu_kernels`, for models whose blocks always run unrolled without the
+  CPU kernels (Latte design space, VideoDiT); `remat_policy` is kept (they remat each block with it).
 
   `model` names the model in errors (kept for callers).
   """
   del model
-  return {k: v for k, v in overrides.items() if k not in ('scan_blocks', 'grad_barrier')}
+  return {k: v for k, v in overrides.items() if k not in ('scan_blocks', 'cpu_kernels')}
 
 
 class Mlp(nn.Module):
   """timm `Mlp`: `fc1` (D -> hidden) -> tanh-GELU -> `fc2` (hidden -> D).
 
-  `matmul_vjp`: both Denses with the backward of `matmul_vjp.matmul_columns` (XLA CPU; same params and numbers).
+  `cpu_kernels`: both Denses with the XLA CPU backward (`framedit_jax.models.cpu`; same params and numbers).
   """
   hidden_features: int
   dtype: Any = jnp.float32
-  matmul_vjp: bool = False
+  cpu_kernels: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     d = x.shape[-1]
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype, kernel_init=nn.initializers.xavier_uniform(), name=name,
-                                     dot_general=matmul_vjp.dense_dot_general if self.matmul_vjp else None)
+                                     dot_general=cpu.dot_general(self.cpu_kernels))
     h = dense(self.hidden_features, 'fc1')(x.astype(self.dtype))
     h = jax.nn.gelu(h, approximate=True)
     return dense(d, 'fc2')(h)
@@ -110,10 +109,8 @@ class DiTBlock(nn.Module):
       communicate over it (all-to-all for 'local', K/V all-gather for 'matrix' / 'full3d'); None = unsharded.
     context_parallel: 'gather' (that K/V all-gather), 'ring' or 'ulysses' for 'matrix' / 'full3d' / the matrix
       branch of 'hybrid' (`framedit_jax.parallel.context_parallel`); 'local' is always the all-to-all.
-    grad_barrier: materialise the residual-stream cotangent at the input of both sublayers in the backward
-      (`grad_barrier.materialize_cotangent`: same numbers, ~20% faster train step on XLA CPU). It also sets the
-      mixers' and the MLP's `matmul_vjp` (backward matmuls in XLA CPU's fast kernels, `models/matmul_vjp.py`);
-      the two were measured together (`benchmarks/results/remat_barrier_cpu.jsonl`), not apart.
+    cpu_kernels: the XLA CPU backward kernels (`framedit_jax.models.cpu`: the cotangent barrier at both sublayer
+      inputs, and the mixers' and MLP's matmul backward); same params and numbers.
 
   Call: `block(x (B, T, N, D), c (B, D) or (B, T, D))` -> `(B, T, N, D)` float32.
   """
@@ -129,13 +126,13 @@ class DiTBlock(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
-  grad_barrier: bool = False
+  cpu_kernels: bool = False
   context_parallel: str = 'gather'
 
   def _mix(self, x: jax.Array) -> jax.Array:
     b, t, n, d = x.shape
     attn = lambda kv_axis=None: Attention(self.num_heads, self.dtype, self.attention_kernel, kv_axis=kv_axis,
-                                          matmul_vjp=self.grad_barrier, context_parallel=self.context_parallel,
+                                          cpu_kernels=self.cpu_kernels, context_parallel=self.context_parallel,
                                           name='attn')
     if self.mixer == 'spatial':
       return attn()(x.reshape(b * t, n, d)).reshape(b, t, n, d)
@@ -145,12 +142,12 @@ class DiTBlock(nn.Module):
       return attn(self.frame_axis)(x.reshape(b, t * n, d)).reshape(b, t, n, d)
     if self.mixer == 'matrix':
       return MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads, self.u_type,
-                             dtype=self.dtype, frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier,
+                             dtype=self.dtype, frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
                              context_parallel=self.context_parallel, name='attn')(x)
     if self.mixer == 'hybrid':
       return HybridTemporalAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_heads,
                                      self.u_type, self.fuse_mode, self.dtype, self.attention_kernel,
-                                     frame_axis=self.frame_axis, matmul_vjp=self.grad_barrier,
+                                     frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
                                      context_parallel=self.context_parallel, name='attn')(x)
     raise ValueError(f'mixer must be one of {MIXERS}, got {self.mixer!r}.')
 
@@ -160,13 +157,12 @@ class DiTBlock(nn.Module):
         nn.silu(c.astype(jnp.float32)))
     mod = broadcast_condition(mod, x.ndim)
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
-    barrier = materialize_cotangent if self.grad_barrier else (lambda a: a)
-    x = barrier(x)
+    x = cpu.barrier(x, self.cpu_kernels)
     h = modulate(layer_norm(x), shift_msa, scale_msa).astype(self.dtype)
     x = x + gate_msa * self._mix(h).astype(jnp.float32)
-    x = barrier(x)
+    x = cpu.barrier(x, self.cpu_kernels)
     h = modulate(layer_norm(x), shift_mlp, scale_mlp).astype(self.dtype)
-    mlp = Mlp(int(self.hidden_size * self.mlp_ratio), self.dtype, self.grad_barrier, name='mlp')
+    mlp = Mlp(int(self.hidden_size * self.mlp_ratio), self.dtype, self.cpu_kernels, name='mlp')
     return x + gate_mlp * mlp(h).astype(jnp.float32)
 
 

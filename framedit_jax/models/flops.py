@@ -70,7 +70,7 @@ def shape_from_name(name: str, *, input_size: int, num_frames: int, batch_size: 
   kw = {k: v for k, v in cfg.items() if k in fields}
   for k, v in overrides.items():
     if k not in fields:
-      if k in ('dtype', 'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'grad_barrier', 'num_classes', 'u_type', 'context_parallel',
+      if k in ('dtype', 'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'cpu_kernels', 'num_classes', 'u_type', 'context_parallel',
                'class_dropout_prob', 'use_image_num'):
         continue  # do not change the FLOP count
       raise TypeError(f'shape_from_name: {k!r} is not a ModelShape field ({", ".join(sorted(fields))}).')

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framedit_jax.models import matmul_vjp
+from framedit_jax.models import cpu
 from framedit_jax.models.attention import Attention, MatrixAttention
 from framedit_jax.parallel.collectives import frames_to_tokens, tokens_to_frames
 
@@ -55,7 +55,7 @@ class HybridTemporalAttention(nn.Module):
   dtype: Any = jnp.float32
   attention_kernel: str = 'einsum'
   frame_axis: str | None = None
-  matmul_vjp: bool = False  # for every projection (see `Attention.matmul_vjp`)
+  cpu_kernels: bool = False  # XLA CPU backward kernels for every projection (framedit_jax.models.cpu)
   context_parallel: str = 'gather'  # the matrix branch's frame-parallel K/V (see `MatrixAttention`)
 
   @nn.compact
@@ -64,12 +64,12 @@ class HybridTemporalAttention(nn.Module):
       raise ValueError(f'fuse_mode must be one of {FUSE_MODES}, got {self.fuse_mode!r}.')
     d = x.shape[-1]
     local = local_temporal(
-        Attention(self.num_row_heads, self.dtype, self.attention_kernel, matmul_vjp=self.matmul_vjp,
+        Attention(self.num_row_heads, self.dtype, self.attention_kernel, cpu_kernels=self.cpu_kernels,
                   name='local_attention'), x, self.frame_axis)
     if self.fuse_mode == 'local':
       return local
     glob = MatrixAttention(self.qk_col_dim, self.v_col_dim, self.num_col_heads, self.num_row_heads, self.u_type,
-                           dtype=self.dtype, frame_axis=self.frame_axis, matmul_vjp=self.matmul_vjp,
+                           dtype=self.dtype, frame_axis=self.frame_axis, cpu_kernels=self.cpu_kernels,
                            context_parallel=self.context_parallel, name='matrix_attention')(x)
     norm = lambda name: nn.LayerNorm(epsilon=1e-5, dtype=jnp.float32, use_fast_variance=False, name=name)
     local = norm('norm_local')(local.astype(jnp.float32))
@@ -81,28 +81,8 @@ class HybridTemporalAttention(nn.Module):
       return gamma_l * local * alpha + gamma_g * glob * (1.0 - alpha)
     if self.fuse_mode == 'sum':
       return (local + glob) * (1.0 / math.sqrt(2.0))
-    return ConcatLinear(d, self.dtype, self.matmul_vjp, name='output_linear')(local, glob)
+    if self.cpu_kernels:
+      return cpu.ConcatLinear(d, self.dtype, name='output_linear')(local, glob)
+    return nn.Dense(d, dtype=self.dtype, kernel_init=nn.initializers.xavier_uniform(), name='output_linear')(
+        jnp.concatenate([local, glob], axis=-1))
 
-
-class ConcatLinear(nn.Module):
-  """`Linear([a ; b])` without the concatenation: `a @ kernel[:Da] + b @ kernel[Da:] + bias`.
-
-  `a (..., Da)`, `b (..., Db)` -> `(..., features)`. Params `kernel (Da + Db, features)` (xavier over the whole
-  kernel, as `nn.Dense` on the concatenation) and `bias (features,)` (zeros): the same parameters and numbers (up
-  to float summation order) as the official `output_linear(torch.cat([a, b], -1))`, without writing the
-  `(..., Da + Db)` concatenation in the forward or slicing its cotangent in the backward. `matmul_vjp`: both
-  matmuls through `matmul_vjp.matmul` (XLA CPU; see `Attention.matmul_vjp`).
-  """
-  features: int
-  dtype: Any = jnp.float32
-  matmul_vjp: bool = False
-
-  @nn.compact
-  def __call__(self, a: jax.Array, b: jax.Array) -> jax.Array:
-    da, db = a.shape[-1], b.shape[-1]
-    kernel = self.param('kernel', nn.initializers.xavier_uniform(), (da + db, self.features), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
-    kernel = kernel.astype(self.dtype)
-    mm = matmul_vjp.matmul if self.matmul_vjp else jnp.dot
-    y = mm(a.astype(self.dtype), kernel[:da]) + mm(b.astype(self.dtype), kernel[da:])
-    return y + bias.astype(self.dtype)

@@ -287,7 +287,7 @@ def get_latte_design(name: str, **overrides: Any) -> LatteDesign:
     KeyError: unknown name. TypeError: unknown override.
   """
   cfg = latte_design_config(name)
-  overrides = unrolled_only(name, overrides)  # scan_blocks / grad_barrier: blocks run unrolled here
+  overrides = unrolled_only(name, overrides)  # scan_blocks / cpu_kernels: blocks run unrolled here
   fields = set(LatteDesign.__dataclass_fields__) - {'parent', 'name'}
   bad = sorted(set(overrides) - fields)
   if bad:

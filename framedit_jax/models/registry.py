@@ -47,7 +47,7 @@ FAMILIES = {
 
 # Overrides any model accepts, and those that only apply to some temporal designs.
 _COMMON = ('input_size', 'num_frames', 'in_channels', 'num_classes', 'class_dropout_prob', 'learn_sigma', 'dtype',
-           'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'grad_barrier', 'use_image_num', 'depth', 'hidden_size', 'num_heads', 'patch_size',
+           'attention_kernel', 'remat', 'remat_policy', 'scan_blocks', 'cpu_kernels', 'use_image_num', 'depth', 'hidden_size', 'num_heads', 'patch_size',
            'mlp_ratio', 'frame_axis', 'context_parallel')
 _MATRIX = ('u_type', 'qk_col_dim', 'v_col_dim', 'num_col_heads')
 _HYBRID = ('fuse_mode',)
@@ -119,7 +119,7 @@ def get_model(name: str, **overrides: Any) -> LatteStyleDiT:
     **overrides: input_size (latent H = W, default 32), num_frames (16), in_channels (4), num_classes (0 =
       unconditional; > 0 class-conditional with null label = num_classes), class_dropout_prob (0.1), learn_sigma
       (True), dtype ('float32' | 'bfloat16' | jnp dtype; compute dtype, params stay float32), attention_kernel
-      ('einsum' | 'cudnn' | 'xla'), remat (False), remat_policy ('none'), scan_blocks (False), grad_barrier (False), use_image_num (0), frame_axis (None; mesh axis for frame
+      ('einsum' | 'cudnn' | 'xla'), remat (False), remat_policy ('none'), scan_blocks (False), cpu_kernels (False; XLA CPU backward kernels, framedit_jax.models.cpu), use_image_num (0), frame_axis (None; mesh axis for frame
       parallelism, see `framedit_jax.parallel.frame_parallel`), context_parallel ('gather' | 'ring' | 'ulysses'); FrameDiT only: u_type ('param' | 'softmax' |
       'identity'), qk_col_dim, v_col_dim, num_col_heads; FrameDiT-H only: fuse_mode ('concat' | 'gated' | 'sum' |
       'local'); architecture (for tests): depth, hidden_size, num_heads, patch_size, mlp_ratio.

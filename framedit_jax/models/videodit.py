@@ -132,7 +132,7 @@ def get_videodit(name: str, **overrides: Any) -> VideoDiT2Dto3D:
   size, p = name[len('VideoDiT-'):].split('/')
   depth, hidden, heads = DIT_SIZES[size]
   cfg = dict(depth=depth, hidden_size=hidden, num_heads=heads, patch_size=int(p))
-  overrides = unrolled_only(name, overrides)  # scan_blocks / grad_barrier: blocks run unrolled here
+  overrides = unrolled_only(name, overrides)  # scan_blocks / cpu_kernels: blocks run unrolled here
   fields = set(VideoDiT2Dto3D.__dataclass_fields__) - {'parent', 'name'}
   bad = sorted(set(overrides) - fields)
   if bad:

@@ -13,7 +13,8 @@ diffusion, 't2v' text-to-video, 'dpvae' the DP-VAE), and hands out the pieces ev
   * video task: ``generate(params, key, num, labels)`` (``generate.Sampler``, compiled once per shape, params as arguments), ``default_labels``;
   * ``load_params(workdir, checkpoint)``: sampling weights of a training run or params of a converted checkpoint.
 
-Used by ``train/loop.py`` (the one training loop), ``launch/{train,sample,eval,convert_checkpoint}.py`` and
+Used by ``train/loop.py`` (the one training loop), ``train/sample_run.py`` (``launch/sample.py``),
+``launch/{train,eval,convert_checkpoint}.py`` and
 ``benchmarks/`` (e.g. ahead-of-time compilation: ``exp.train_step(sh).lower(abstract, exp.abstract_batch(),
 exp.abstract_frozen())``).
 """
@@ -29,8 +30,8 @@ from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import generate as gen
 from framedit_jax.train import step as step_lib
 from framedit_jax.train import tasks as tasks_lib
-from framedit_jax.train.tasks.video import (build_model, grad_barrier, init_state, latent_frames,  # noqa: F401
-                                            make_dataset, training_diffusion)
+from framedit_jax.train.tasks.video import (build_model, init_state, latent_frames, make_dataset,  # noqa: F401
+                                            training_diffusion)
 from framedit_jax.train.validate import validate_config
 
 
@@ -156,48 +157,3 @@ class Experiment:
     finally:
       ckpt.close()
     return self.task.eval_params(state, self.frozen())
-
-
-def sample_to_dir(config, out_dir: str, *, workdir: str | None = None, checkpoint: str | None = None,
-                  num_samples: int | None = None, batch_size: int | None = None, labels=None,
-                  seed: int = 0, save_npy: bool = False) -> list[str]:
-  """Samples ``num_samples`` videos in batches and streams them to ``out_dir`` as numbered mp4s + a grid.
-
-  Memory is bounded by one batch: each batch is decoded and written before the next is sampled.
-
-  Args:
-    config: the run config (model, data, vae, diffusion, sample fields).
-    out_dir: destination; files ``000000.mp4, 000001.mp4, ...``, ``grid.mp4`` and ``strip.png`` (the first 16
-      videos, one row of frames each).
-    workdir / checkpoint: where the weights come from (see ``Experiment.load_params``).
-    num_samples, batch_size: default ``config.sample.num_samples`` / ``config.sample.batch_size``.
-    labels: int class labels (cycled) for class-conditional models; default ``arange % num_classes``.
-    seed: batch ``i`` uses ``fold_in(PRNGKey(seed), i)``, so results do not depend on the batch split order.
-    save_npy: also write each video losslessly as ``000000.npy``, uint8 ``(T, H, W, 3)``.
-  Returns:
-    the written per-video paths.
-  """
-  exp = Experiment(config)
-  num_samples = int(num_samples or config.sample.num_samples)
-  batch_size = int(batch_size or config.sample.batch_size)
-  params = exp.load_params(workdir, checkpoint)
-  nc = int(config.model.num_classes)
-  if nc > 0:
-    labels = np.resize(np.asarray(labels if labels is not None else np.arange(num_samples) % nc), num_samples)
-  os.makedirs(out_dir, exist_ok=True)
-  paths, grid = [], []
-  key = jax.random.PRNGKey(seed)
-  for b, start in enumerate(range(0, num_samples, batch_size)):
-    n = min(batch_size, num_samples - start)
-    y = np.resize(labels[start:start + n], batch_size) if nc > 0 else None
-    videos = exp.generate(params, jax.random.fold_in(key, b), batch_size, labels=y)[:n]
-    for i, v in enumerate(videos):
-      paths.append(gen.write_mp4(os.path.join(out_dir, f'{start + i:06d}.mp4'), v, config.sample.fps))
-      if save_npy:
-        np.save(os.path.join(out_dir, f'{start + i:06d}.npy'), gen.to_uint8(v))
-    if len(grid) < 16:
-      grid.extend(list(videos[:16 - len(grid)]))
-    print(f'sampled {start + n}/{num_samples} videos -> {out_dir}', flush=True)
-  gen.write_mp4(os.path.join(out_dir, 'grid.mp4'), gen.video_grid(np.stack(grid)), config.sample.fps)
-  gen.write_png(os.path.join(out_dir, 'strip.png'), gen.frame_strip(np.stack(grid)))
-  return paths

@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framedit_jax.models.split_dense import SplitDense
+from framedit_jax.models.cpu.split_dense import SplitDense
 
 DEFAULT_TARGETS = ('to_q', 'to_k', 'to_v', 'to_out.0')
 

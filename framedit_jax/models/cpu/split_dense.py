@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framedit_jax.models.matmul_vjp import matmul_columns
+from framedit_jax.models.cpu.matmul_vjp import matmul_columns
 
 
 class SplitDense(nn.Module):
