@@ -11,7 +11,7 @@ import pytest
 
 from framedit_jax.convert import weights
 
-torch = pytest.importorskip('torch')  # a test-only dependency: writes the torch files read here
+import torch  # pylint: disable=g-import-not-at-top  (test extra: writes the torch files read here)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
