@@ -147,7 +147,12 @@ def test_task_groups_are_read_only_by_their_task():
   config = tc.tiny('t2v', '/unused')
   with config.unlocked():
     config.task = 'video'
-  with pytest.raises(ValueError, match=r"config.text is only read by config.task='t2v'"):
+  with pytest.raises(ValueError, match=r"config\.(text|lora|data\.demo_captions) is only read by config.task='t2v'"):
+    validate_config(config)
+  config = tc.tiny('video', '/unused')
+  with config.unlocked():
+    config.dpvae = {'t_g': 4}
+  with pytest.raises(ValueError, match=r"config.dpvae is only read by config.task='dpvae'"):
     validate_config(config)
 
 
