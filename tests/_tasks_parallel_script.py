@@ -18,6 +18,10 @@ from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=wrong-impo
 from framedit_jax.train.experiment import Experiment  # pylint: disable=wrong-import-position
 
 
+def jnp_float(x) -> bool:
+  return np.issubdtype(np.dtype(x.dtype), np.floating)
+
+
 def one_step(config, devices, workdir):
   exp = Experiment(config, devices=devices, workdir=workdir)
   state, shardings = exp.create_state()
@@ -31,7 +35,8 @@ def one_step(config, devices, workdir):
     batch = mesh_lib.host_to_global(host, exp.mesh)
     new, metrics = step(state, batch, exp.frozen())
   leaves = [np.asarray(jax.device_get(x), np.float64) for x in jax.tree.leaves(new)]
-  changed = [a - b for a, b in zip(before, leaves)]
+  floats = [jnp_float(x) for x in jax.tree.leaves(new)]
+  changed = [a - b for a, b, f in zip(before, leaves, floats) if f]  # parameters and moments, not step / rng
   return float(metrics['loss']), leaves, n_sharded, max(float(np.abs(c).max()) if c.size else 0.0 for c in changed)
 
 
