@@ -18,6 +18,10 @@ from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=wrong-impo
 from framedit_jax.train.experiment import Experiment  # pylint: disable=wrong-import-position
 
 
+def jnp_float(x) -> bool:
+  return np.issubdtype(np.dtype(x.dtype), np.floating)
+
+
 def one_step(config, devices, workdir):
   exp = Experiment(config, devices=devices, workdir=workdir)
   state, shardings = exp.create_state()
@@ -26,11 +30,14 @@ def one_step(config, devices, workdir):
   host = exp.task.host_batch(next(it), 0)
   it.close()
   step = exp.train_step(shardings)
+  before = [np.asarray(jax.device_get(x), np.float64) for x in jax.tree.leaves(state)]  # the step donates state
   with jax.set_mesh(exp.mesh):
     batch = mesh_lib.host_to_global(host, exp.mesh)
     new, metrics = step(state, batch, exp.frozen())
   leaves = [np.asarray(jax.device_get(x), np.float64) for x in jax.tree.leaves(new)]
-  return float(metrics['loss']), leaves, n_sharded
+  floats = [jnp_float(x) for x in jax.tree.leaves(new)]
+  changed = [a - b for a, b, f in zip(before, leaves, floats) if f]  # parameters and moments, not step / rng
+  return float(metrics['loss']), leaves, n_sharded, max(float(np.abs(c).max()) if c.size else 0.0 for c in changed)
 
 
 def main(data_dir, work, out):
@@ -39,14 +46,14 @@ def main(data_dir, work, out):
     wd = os.path.join(work, name)
     with config.unlocked():
       config.mesh.data, config.mesh.fsdp, config.mesh.frame = 1, 1, 1
-    loss1, leaves1, _ = one_step(config, jax.devices()[:1], wd)
+    loss1, leaves1, _, change = one_step(config, jax.devices()[:1], wd)
     with config.unlocked():
       config.mesh.data, config.mesh.fsdp = 2, 4
-    loss8, leaves8, n_sharded = one_step(config, jax.devices(), wd)
-    results[name] = {'loss_1': loss1, 'loss_8': loss8, 'fsdp_sharded_leaves': n_sharded,
+    loss8, leaves8, n_sharded, _ = one_step(config, jax.devices(), wd)
+    results[name] = {'loss_1': loss1, 'loss_8': loss8, 'fsdp_sharded_leaves': n_sharded, 'state_change': change,
                      'state_max_diff': max(float(np.max(np.abs(a - b))) if a.size else 0.0
                                            for a, b in zip(leaves1, leaves8)),
-                     'state_change': max(float(np.max(np.abs(a))) if a.size else 0.0 for a in leaves1)}
+                     'loss_rel_diff': abs(loss8 - loss1) / abs(loss1)}
   results['num_devices'] = jax.device_count()
   with open(out, 'w') as f:
     json.dump(results, f, indent=1)

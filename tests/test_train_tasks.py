@@ -147,7 +147,12 @@ def test_task_groups_are_read_only_by_their_task():
   config = tc.tiny('t2v', '/unused')
   with config.unlocked():
     config.task = 'video'
-  with pytest.raises(ValueError, match=r"config.text is only read by config.task='t2v'"):
+  with pytest.raises(ValueError, match=r"config\.(text|lora|data\.demo_captions) is only read by config.task='t2v'"):
+    validate_config(config)
+  config = tc.tiny('video', '/unused')
+  with config.unlocked():
+    config.dpvae = {'t_g': 4}
+  with pytest.raises(ValueError, match=r"config.dpvae is only read by config.task='dpvae'"):
     validate_config(config)
 
 
@@ -184,9 +189,10 @@ def test_t2v_grad_accum_2_equals_one_step_at_twice_the_batch(data_dir, tmp_path)
     it = exp.dataset()
     host = exp.task.host_batch(next(it), 0)
     it.close()
+    before = jax.device_get(state.params)  # the step donates the state
     with jax.set_mesh(exp.mesh):
       new, metrics = exp.train_step(shardings)(state, mesh_lib.host_to_global(host, exp.mesh), exp.frozen())
-    out[k] = (float(metrics['loss']), jax.device_get(new.params), jax.device_get(state.params))
+    out[k] = (float(metrics['loss']), jax.device_get(new.params), before)
   np.testing.assert_allclose(out[2][0], out[1][0], rtol=1e-5)
   moved = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(out[1][1]), jax.tree.leaves(out[1][2])))
   assert moved > 1e-3
