@@ -68,8 +68,10 @@ DESIGNS = {
                            recipe=dict(lr=3e-4, weight_decay=1e-4, warmup_steps=None, clip_max_norm=1.0,
                                        start_clip_iter=None, ema_update_every=4)),
 }
-TINY = dict(framedit_h=dict(depth=2, hidden_size=32, num_heads=2, input_size=8, qk_col_dim=8, v_col_dim=32,
-                            num_col_heads=4))
+# The CI fixture's run: tiny widths, and lr 1e-3 (10x the official 1e-4) so that 20 steps move the fp32 EMA
+# (increments (1 - 0.9999) x drift) well above one float32 ulp of the weights.
+TINY = dict(framedit_h=dict(depth=2, hidden_size=16, num_heads=2, input_size=8, qk_col_dim=8, v_col_dim=16,
+                            num_col_heads=4, lr=1e-3))
 
 
 def make_draws(design: dict, steps: int, seed: int = 0) -> dict:
@@ -79,7 +81,7 @@ def make_draws(design: dict, steps: int, seed: int = 0) -> dict:
   pool = rng.standard_normal((design['pool'], f, s, s, c)).astype(np.float32)
   pool += np.linspace(-1, 1, f, dtype=np.float32)[None, :, None, None, None]  # a little temporal structure
   idx = rng.integers(design['pool'], size=(steps, b))
-  d = dict(x0=pool[idx], t=rng.integers(0, 1000, size=(steps, b)).astype(np.int32),
+  d = dict(x0=pool[idx], idx=idx.astype(np.int32), t=rng.integers(0, 1000, size=(steps, b)).astype(np.int32),
            noise=rng.standard_normal((steps, b, f, s, s, c)).astype(np.float32),
            drop=rng.random((steps, b)) < 0.1)
   if design['kind'] == 'class':
@@ -243,13 +245,16 @@ def run_design(args, key: str, out_rows: list) -> bool:
   import torch  # pylint: disable=g-import-not-at-top
   import parity_training_official as official  # pylint: disable=g-import-not-at-top
   off = official.import_official(args.official_src)
-  design = DESIGNS[key]
+  tiny = TINY.get(key) if args.tiny else None
+  design = dict(DESIGNS[key], input_size=tiny['input_size']) if tiny else DESIGNS[key]
   steps = args.steps
   recipe = recipe_for(design, steps)
+  if tiny:
+    recipe['lr'] = tiny['lr']
   draws = make_draws(design, steps)
   if design['kind'] == 'class':
-    tmodel = official_class_model(off, design, args.depth)
-    module, overrides = ours_class_model(design, args.depth)
+    tmodel = official_class_model(off, design, args.depth, tiny)
+    module, overrides = ours_class_model(design, args.depth, tiny)
     loop = official.class_loop
   else:
     tmodel = official_t2v_model(off, design, args.depth)
@@ -260,7 +265,7 @@ def run_design(args, key: str, out_rows: list) -> bool:
   res = {}
   for name, dtype, n in (('f32_1', torch.float32, 1), ('f64_1', torch.float64, 1), ('f32', torch.float32, steps),
                          ('f64', torch.float64, steps)):
-    model = official_class_model(off, design, args.depth) if design['kind'] == 'class' else official_t2v_model(
+    model = official_class_model(off, design, args.depth, tiny) if design['kind'] == 'class' else official_t2v_model(
         off, design, args.depth)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in init_sd.items()})
     res[name] = loop(off, model, {k: v[:n] for k, v in draws.items()}, recipe, dtype)
@@ -274,7 +279,7 @@ def run_design(args, key: str, out_rows: list) -> bool:
           for name, r in res.items()}
   e1, en = errors(tree['f32_1'], tree['f64_1'], sel(init)), errors(tree['f32'], tree['f64'], sel(init))
   # Float floor between the implementations: both forwards/backwards at the official fp32 final weights.
-  model = official_class_model(off, design, args.depth) if design['kind'] == 'class' else official_t2v_model(
+  model = official_class_model(off, design, args.depth, tiny) if design['kind'] == 'class' else official_t2v_model(
       off, design, args.depth)
   model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32))
                          for k, v in {**init_sd, **res['f32']['params']}.items()})
@@ -321,6 +326,10 @@ def run_design(args, key: str, out_rows: list) -> bool:
     print(f'{key}: ours[{mutation:16s}] {fmt(e)} -> {verdict} {over if over else ""}', flush=True)
     if args.verbose:
       print('  loss error per step', ' '.join(f'{x:.1e}' for x in loss_err))
+  if args.write_fixture:
+    write_fixture(FIXTURE, dict(design=key, tiny=tiny, steps=steps, recipe=recipe, tolerance=tol,
+                                official_float_error_stepN=en, ours_ulp_sensitivity_stepN=es, floor=floor),
+                  init_sd, draws, res['f32'])
   return ok
 
 
@@ -341,6 +350,34 @@ def _leaves_by_mask(subtree, mask):
   return [flat[k] for k, m in sorted(flat_mask.items()) if m]
 
 
+def write_fixture(path: str, meta: dict, init_sd: dict, draws: dict, official: dict) -> None:
+  """The CI fixture: initial weights, draws, the official fp32 run's losses/params/EMA/moments and the tolerance."""
+  arrays = {f'init|{k}': v for k, v in init_sd.items()}
+  arrays.update({f'draws|{k}': v for k, v in draws.items() if k != 'x0'})
+  pool = np.zeros((int(draws['idx'].max()) + 1,) + draws['x0'].shape[2:], np.float32)  # x0 = pool[idx]
+  pool[draws['idx']] = draws['x0']
+  arrays['draws|pool'] = pool
+  arrays['official|losses'] = np.asarray(official['losses'], np.float64)
+  for q in ('params', 'ema', 'mu', 'nu'):
+    arrays.update({f'official|{q}|{k}': np.asarray(v, np.float32) for k, v in official[q].items()})
+  arrays['__meta__'] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  np.savez_compressed(path, **arrays)
+  print(f'wrote {os.path.normpath(path)} ({os.path.getsize(path) / 1024:.0f} KiB)')
+
+
+def read_fixture(path: str) -> tuple[dict, dict, dict, dict]:
+  """(meta, init state_dict, draws, official {'losses', 'params', 'ema', 'mu', 'nu'}) of `write_fixture`."""
+  z = np.load(path)
+  meta = json.loads(bytes(z['__meta__']).decode())
+  pick = lambda prefix: {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
+  official = {q: pick(f'official|{q}|') for q in ('params', 'ema', 'mu', 'nu')}
+  official['losses'] = z['official|losses']
+  draws = pick('draws|')
+  draws['x0'] = draws.pop('pool')[draws['idx']]
+  return meta, pick('init|'), draws, official
+
+
 def fmt(d: dict) -> str:
   return ' '.join(f'{q} {d[q]:.2e}' for q in QUANTITIES)
 
@@ -354,8 +391,12 @@ def main(argv=None) -> int:
   parser.add_argument('--mutations', default='all', help='comma-separated subset of ' + ','.join(ours.MUTATIONS))
   parser.add_argument('--verbose', action='store_true', help='print the per-step loss errors')
   parser.add_argument('--out', default='', help='append the result rows (JSON lines) to this file')
-  parser.add_argument('--write-fixture', action='store_true', help=f'write {os.path.normpath(FIXTURE)} (tiny run)')
+  parser.add_argument('--tiny', action='store_true', help='the tiny config of the CI fixture (TINY)')
+  parser.add_argument('--write-fixture', action='store_true',
+                      help=f'write {os.path.normpath(FIXTURE)} (with --tiny --designs framedit_h)')
   args = parser.parse_args(argv)
+  if args.write_fixture and (not args.tiny or args.designs != 'framedit_h'):
+    parser.error('--write-fixture needs --tiny --designs framedit_h')
   args.mutations = list(ours.MUTATIONS) if args.mutations == 'all' else args.mutations.split(',')
   for m in args.mutations:
     if m not in ours.MUTATIONS:
@@ -371,9 +412,6 @@ def main(argv=None) -> int:
     from benchmarks.common import emit  # pylint: disable=g-import-not-at-top
     for row in rows:
       emit(row, args.out)
-  if args.write_fixture:
-    import parity_training_fixture  # pylint: disable=g-import-not-at-top
-    parity_training_fixture.write(args.official_src, FIXTURE)
   return 0 if ok else 1
 
 

@@ -1,10 +1,10 @@
 """Our side of tools/parity_training.py: our train step, fed the same draws as the official loop.
 
 The class-conditional step is `framedit_jax.train.step.train_step` with its three random draws (timesteps,
-noise, label drops) taken from the caller: `loss_and_grads` -> `optimizer.update` -> `optax.apply_updates` ->
-`ema_update`, in that order, with the optimizer of `make_optimizer(config.optim)` and the state of
-`create_train_state`. tests/test_parity_training.py checks that this equals `train_step` itself when given the
-draws `train_step` makes from its key. The T2V step mirrors the step inside `framedit_jax.train.t2v.train_t2v`.
+noise, label drops) taken from the caller: `loss_and_grads` -> `apply_gradients` (AdamW + clip of
+`make_optimizer(config.optim)`, then the EMA), on the state of `create_train_state`. tests/test_parity_training.py checks that this equals `train_step` itself when given the
+draws `train_step` makes from its key. The T2V step is the T2V task's (`framedit_jax.train.tasks.t2v`): the
+loss on the merged params, then the same `apply_gradients`.
 
 Mutations (`MUTATIONS`) change OUR side only, to show the comparison catches them.
 """
@@ -23,8 +23,8 @@ import optax
 
 from framedit_jax.diffusion import create_diffusion
 from framedit_jax.train.optimizer import make_optimizer
-from framedit_jax.train.state import create_train_state, ema_update, ema_update_every
-from framedit_jax.train.step import loss_and_grads
+from framedit_jax.train.state import create_train_state, ema_update_every
+from framedit_jax.train.step import apply_gradients, diffusion_loss, loss_and_grads
 
 MUTATIONS = ('none', 'eps_x100', 'weight_decay_on', 'ema_decay_0.999', 'clip_from_step_0', 'ema_before_step')
 
@@ -64,19 +64,36 @@ class Run:
   nu: Any
 
 
+def _config(optim) -> ml_collections.ConfigDict:
+  """What `step.apply_gradients` reads: optim (ema_decay, the lr metric) and train.nan_policy."""
+  return ml_collections.ConfigDict(dict(optim=optim.to_dict(), train=dict(nan_policy='halt')))
+
+
+def update(state, grads, metrics, optimizer, optim, ema_first: bool, every: int = 1):
+  """`step.apply_gradients` (AdamW + clip, then EMA), or with `ema_first` the EMA moved before the update.
+
+  The mutation runs `ema_update_every` on the old params and then `apply_gradients` with ema_decay 1 (whose EMA
+  step `e * 1 + p * 0` leaves the EMA exactly as it is).
+  """
+  config = _config(optim)
+  if ema_first:
+    state = state.replace(ema_params=ema_update_every(state.ema_params, state.params, state.step, every,
+                                                      optim.ema_decay))
+    config.optim.ema_decay = 1.0
+  return apply_gradients(state, grads, metrics, optimizer, config, ema_every=every)
+
+
 def class_step(model, diffusion, optimizer, optim) -> Callable:
-  """jitted `(state, x0, t, noise, y) -> (state, loss, grad_norm)`; y already holds the dropped labels."""
+  """jitted `(state, x0, t, noise, y) -> (state, loss, grad_norm)`; y already holds the dropped labels.
+
+  `train_step` without its random draws: `loss_and_grads` then `apply_gradients`.
+  """
   ema_first = optim.get('ema_before_step', False)
 
   def step(state, x0, t, noise, y):
     grads, metrics = loss_and_grads(state.params, model, diffusion, x0, t, noise, y)
-    ema = ema_update(state.ema_params, state.params, optim.ema_decay) if ema_first else state.ema_params
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    if not ema_first:
-      ema = ema_update(ema, params, optim.ema_decay)
-    state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema)
-    return state, metrics['loss'], optax.global_norm(grads)
+    state, metrics = update(state, grads, metrics, optimizer, optim, ema_first)
+    return state, metrics['loss'], metrics['grad_norm']
 
   return jax.jit(step)
 
@@ -108,7 +125,8 @@ def split_trainable(params, mask) -> tuple[dict, dict]:
 
 
 def t2v_run(module, params, mask, draws: dict, recipe: dict, mutation: str = 'none') -> Run:
-  """Our T2V run: train_t2v's step (optimizer over the trainable subset, EMA every `ema_update_every`)."""
+  """Our T2V run: the T2V task's step (tasks/t2v.py) without its draws: the loss of the model on the merged
+  (trainable, frozen) params, then `apply_gradients` over the trainable subtree, EMA every `ema_update_every`."""
   optim = optim_config(recipe, mutation)
   optimizer = make_optimizer(optim)
   diffusion = create_diffusion('', learn_sigma=True)
@@ -119,28 +137,21 @@ def t2v_run(module, params, mask, draws: dict, recipe: dict, mutation: str = 'no
   every = int(optim.ema_update_every)
 
   @jax.jit
-  def step(trainable, opt_state, ema, k, x0, t, noise, text):
-    def loss_fn(tr):
-      fn = lambda x, tt: module.apply({'params': full(tr)}, x, tt, text)
-      return jnp.mean(diffusion.training_losses(fn, x0, t, noise)['loss'])
-    loss, grads = jax.value_and_grad(loss_fn)(trainable)
-    if ema_first:
-      ema = ema_update_every(ema, trainable, k, every, optim.ema_decay)
-    updates, opt_state = optimizer.update(grads, opt_state, trainable)
-    trainable = optax.apply_updates(trainable, updates)
-    if not ema_first:
-      ema = ema_update_every(ema, trainable, k, every, optim.ema_decay)
-    return trainable, opt_state, ema, loss, optax.global_norm(grads)
+  def step(state, x0, t, noise, text):
+    fn = lambda p: diffusion_loss(diffusion, lambda x, tt: module.apply({'params': full(p)}, x, tt, text), x0, t,
+                                  noise)
+    (_, metrics), grads = jax.value_and_grad(fn, has_aux=True)(state.params)
+    state, metrics = update(state, grads, metrics, optimizer, optim, ema_first, every)
+    return state, metrics['loss'], metrics['grad_norm']
 
-  opt_state = optimizer.init(trainable)
-  ema = jax.tree.map(jnp.copy, trainable)
+  state = create_train_state(trainable, optimizer, jax.random.key_data(jax.random.key(0)))
   losses, norms = [], []
   for k in range(len(draws['t'])):
-    trainable, opt_state, ema, loss, norm = step(trainable, opt_state, ema, jnp.int32(k), jnp.asarray(draws['x0'][k]),
-                                                 jnp.asarray(draws['t'][k], jnp.int32),
-                                                 jnp.asarray(draws['noise'][k]), jnp.asarray(draws['text'][k]))
+    state, loss, norm = step(state, jnp.asarray(draws['x0'][k]), jnp.asarray(draws['t'][k], jnp.int32),
+                             jnp.asarray(draws['noise'][k]), jnp.asarray(draws['text'][k]))
     losses.append(float(loss))
     norms.append(float(norm))
+  trainable, opt_state, ema = state.params, state.opt_state, state.ema_params
   mu, nu = adam_moments(opt_state)
   unflat = lambda d: flax.traverse_util.unflatten_dict(dict(d))
   return Run(np.array(losses), np.array(norms), *jax.device_get((unflat(trainable), unflat(ema), unflat(mu),
