@@ -6,8 +6,9 @@
   python benchmarks/aot.py --config=configs/taichi256.py --target=cuda:h100x8 --compile=train,sample_step
 
 What runs: the experiment layer's own step (`framedit_jax.train.experiment.Experiment` on the target's
-compile-only devices: its mesh, `abstract_state()` from `jax.eval_shape`, `state_shardings`, `train_step()` =
-the jitted, donated step `launch/train.py` runs), lowered with abstract arguments carrying those shardings and
+compile-only devices, for any `config.task`: its mesh, `abstract_state()` from `jax.eval_shape` of the task's
+init, the task's state shardings, `abstract_batch()`, `abstract_frozen()` and `train_step()` = the jitted, donated
+`step.jit_train_step` that `launch/train.py` runs), lowered with abstract arguments carrying those shardings and
 compiled by the target's real compiler (`jax.experimental.topologies`, as MaxText's train_compile.py does for
 LLMs). Nothing executes and nothing is allocated. `--compile` also takes `sample_step` (one denoising forward of
 the sampler's model function, CFG included) and `sample_scan` (the whole jitted sampler: one `lax.scan` over
@@ -23,7 +24,8 @@ loop bodies times their trip count: benchmarks/aot_hlo.py), and model FLOPs per 
 reported alongside).
 
 The training VAE never enters the train step (it takes latents), so for `vae.name='sd'` a shape-only stand-in
-(`LatentShapeVAE`: /8, 4 channels) replaces the weights file. `model.scan_blocks / remat_policy / cpu_kernels`
+(`LatentShapeVAE`: /8, 4 channels) replaces the weights file, and the T2V task's text cache a shape-only one
+(`TextShapeCache`: T5 v1.1 XXL, `(text.max_length, 4096)`). `model.scan_blocks / remat_policy / cpu_kernels`
 left at 'auto' resolve to the accelerator row of framedit_jax/models/cpu/defaults.py (the host here is a CPU, whose
 row would pick the CPU kernels).
 """
@@ -110,64 +112,100 @@ def _total_bytes(tree) -> int:
 
 
 def prepare_config(config):
-  """Resolves what depends on the target: the 'auto' model settings to the accelerator row (not the CPU host's)."""
+  """Resolves what depends on the target: the 'auto' model settings to the accelerator row (not the CPU host's);
+  T2V without a text encoder gets a placeholder text.cache (the cache is `TextShapeCache`)."""
   from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
   for key, value in defaults.resolve(backend='accelerator').items():
     if config.model.get(key, defaults.AUTO) == defaults.AUTO:
       config.model[key] = {True: 'on', False: 'off'}[value] if key == 'cpu_kernels' else value
+  if config.get('task', 'video') == 't2v' and not config.text.root and not config.text.get('cache', ''):
+    with config.unlocked():
+      config.text.cache = '(aot: TextShapeCache)'  # never read: the text cache is shape-only here
   return config
 
 
+class TextShapeCache:
+  """Shape-only stand-in for the T2V task's text-embedding cache (`framedit_jax.text.cache`): T5 v1.1 XXL
+  embeddings `(text.max_length, 4096)`. The step takes embeddings, so neither T5 nor a captioned dataset is needed."""
+
+  def __init__(self, config, channels: int = 4096):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    length = int(config.text.max_length)
+    self.embeddings = np.zeros((1, length, channels), np.float32)
+    self.null_embedding = np.zeros((length, channels), np.float32)
+    self.null_mask = np.zeros((length,), np.int32)
+
+
 def build_experiment(config, devs):
-  """`Experiment(config, devices=devs)`, with `LatentShapeVAE` for the SD VAE (no weights file needed)."""
+  """`Experiment(config, devices=devs)`: the SD VAE replaced by `LatentShapeVAE` and the T2V text cache by
+  `TextShapeCache` (no weights files, no dataset); everything else is the experiment layer's own."""
   from framedit_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train.tasks import t2v as t2v_task  # pylint: disable=g-import-not-at-top
+  patches = [mock.patch.object(t2v_task.T2VTask, '_text_cache', lambda self: TextShapeCache(self.config))]
   if config.vae.name == 'sd':
-    with mock.patch('framedit_jax.vae.load_vae', lambda _: LatentShapeVAE()):
-      return Experiment(config, devices=devs)
-  return Experiment(config, devices=devs)
+    patches.append(mock.patch('framedit_jax.vae.load_vae', lambda _: LatentShapeVAE()))
+  for p in patches:
+    p.start()
+  try:
+    return Experiment(config, devices=devs)
+  finally:
+    for p in patches:
+      p.stop()
 
 
 def train_args(exp):
-  """`(step_fn, abstract (state, batch), state_shardings)`: the Experiment's jitted step and its arguments."""
+  """`(step_fn, abstract (state, batch, frozen), state_shardings)`: the Experiment's jitted step and its
+  arguments. A pixel batch that the task's encoder turns into latents before the step is given as latents."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   abstract, shardings = exp.abstract_state()
   state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
-  b = int(exp.config.data.global_batch_size)
-  bsh = exp.batch_shardings()
-  batch = {'video': jax.ShapeDtypeStruct((b,) + tuple(exp.latent_shape), jnp.float32, sharding=bsh['video']),
-           'label': jax.ShapeDtypeStruct((b,), jnp.int32, sharding=bsh['label'])}
-  if 'label_image' in bsh:
-    batch['label_image'] = jax.ShapeDtypeStruct((b, int(exp.config.data.use_image_num)), jnp.int32,
-                                                sharding=bsh['label_image'])
-  return exp.train_step(shardings), (state, batch), shardings
+  batch = dict(exp.abstract_batch())
+  video = batch['video']
+  latent = (video.shape[0],) + tuple(exp.latent_shape)
+  if video.shape != latent:  # the step sees the encoder's output (the in-loop VAE encode)
+    batch['video'] = jax.ShapeDtypeStruct(latent, jnp.float32, sharding=video.sharding)
+  return exp.train_step(shardings), (state, batch, exp.abstract_frozen()), shardings
 
 
 def sample_args(exp, what: str, abstract_params, param_shardings):
-  """`(jitted fn, abstract args)` for 'sample_step' (the sampler's model function once) or 'sample_scan'."""
+  """`(jitted fn, abstract args)` for 'sample_step' (one guided model call, as the sampler makes it) or
+  'sample_scan' (the `generate.Sampler`'s compiled sampler: the whole `lax.scan` over the steps)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from framedit_jax.diffusion.guidance import guided_model_fn  # pylint: disable=g-import-not-at-top
   from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from framedit_jax.train import generate as gen  # pylint: disable=g-import-not-at-top
   cfg = exp.config
   b = int(cfg.sample.batch_size)
   shards = exp.mesh.shape['data'] * exp.mesh.shape['fsdp']
-  per_b = (lambda nd: mesh_lib.batch_sharding(exp.mesh, nd)) if b % shards == 0 else \
-      (lambda nd: mesh_lib.replicated(exp.mesh))
-  params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_params,
-                        param_shardings)
-  y = jax.ShapeDtypeStruct((b,), jnp.int32, sharding=per_b(1)) if int(cfg.model.num_classes) > 0 else None
+  rep = mesh_lib.replicated(exp.mesh)
+  per_b = (lambda nd: mesh_lib.batch_sharding(exp.mesh, nd)) if b % shards == 0 else (lambda nd: rep)
+  sds = lambda shape, dtype, sh: jax.ShapeDtypeStruct(shape, dtype, sharding=sh)
+  params = jax.tree.map(lambda x, s: sds(x.shape, x.dtype, s), abstract_params, param_shardings)
+  if cfg.get('task', 'video') == 't2v':
+    sampler = gen.Sampler(gen.text_apply_fn(exp.model), cfg, exp.latent_shape[-1])
+    length, channels = exp.text_shape
+    cond = {'text': sds((b, length, channels), jnp.float32, per_b(3)), 'mask': sds((b, length), jnp.int32, per_b(2))}
+    null = {'text': sds((length, channels), jnp.float32, rep), 'mask': sds((length,), jnp.int32, rep)}
+  else:
+    sampler = exp.sampler()
+    conditional = int(cfg.model.num_classes) > 0
+    cond = {'y': sds((b,), jnp.int32, per_b(1))} if conditional else None
+    null = {'y': sds((), jnp.int32, rep)} if conditional else None
+  guided = null is not None and float(cfg.sample.cfg_scale) != 1.0
+  null = null if guided else None
+  scale = sds((), jnp.float32, rep)
+  shape = (b,) + tuple(exp.latent_shape)
   if what == 'sample_scan':
-    fn = exp.sampler(b)
-    key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=mesh_lib.replicated(exp.mesh))
-    return fn, (params, key, y)
-  x = jax.ShapeDtypeStruct((b,) + tuple(exp.latent_shape), jnp.float32, sharding=per_b(5))
-  t = jax.ShapeDtypeStruct((b,), jnp.int32, sharding=per_b(1))
+    return sampler.compiled(shape, guided), (params, sds((2,), jnp.uint32, rep), cond, null, scale)
 
-  def step(p, x_t, tt, yy):
-    return gen.make_model_fn(exp.model, p, yy, float(cfg.sample.cfg_scale))(x_t, tt)
+  def one_step(p, x_t, t, c, nc, s):
+    apply = lambda x, tt, **kw: sampler.apply_fn(p, x, tt, **kw)
+    return guided_model_fn(apply, c, nc, s, sampler.eps_channels)(x_t, t)
 
-  return jax.jit(step), (params, x, t, y)
+  x = sds(shape, jnp.float32, per_b(5))
+  return jax.jit(one_step), (params, x, sds((b,), jnp.int32, per_b(1)), cond, null, scale)
 
 
 def model_flops(config, exp, what: str) -> int:
@@ -183,9 +221,10 @@ def model_flops(config, exp, what: str) -> int:
   except (KeyError, TypeError):
     return -1  # a model flops.py does not describe (design space, VideoDiT, T2V)
   if what == 'train':
-    return flops.train_step_flops(s)
+    return flops.train_step_flops(s)  # = the video task's flops_per_step() (its MFU figure)
   fwd = flops.forward_flops(s)['total']
-  cfg = int(m.num_classes) > 0 and float(config.sample.cfg_scale) != 1.0
+  cfg = (int(m.get('num_classes', 0)) > 0 or config.get('task', 'video') == 't2v') and \
+      float(config.sample.cfg_scale) != 1.0
   fwd *= 2 if cfg else 1
   return fwd * (int(config.sample.num_steps) if what == 'sample_scan' else 1)
 
@@ -204,8 +243,8 @@ def compile_one(fn, args, exp, target, what: str, extra: dict[str, Any]) -> dict
       latent_size=int(exp.latent_shape[1]),
       global_batch=int(cfg.data.global_batch_size if what == 'train' else cfg.sample.batch_size), mesh=mesh,
       remat_policy=cfg.model.get('remat_policy', 'none'), scan_blocks=bool(cfg.model.get('scan_blocks', False)),
-      dtype=cfg.model.dtype, attention_kernel=cfg.model.attention_kernel,
-      context_parallel=cfg.model.get('context_parallel', 'gather'), grad_accum_steps=int(cfg.optim.grad_accum_steps))
+      dtype=cfg.model.get('dtype', ''), attention_kernel=cfg.model.get('attention_kernel', ''),
+      context_parallel=cfg.model.get('context_parallel', 'gather'), grad_accum_steps=int(cfg.optim.get('grad_accum_steps', 1)), task=cfg.get('task', 'video'))
   rec['per_device_batch'] = rec['global_batch'] / (mesh['data'] * mesh['fsdp'])
   rec['device_kind'] = exp.mesh.devices.flat[0].device_kind
   rec.update(extra)

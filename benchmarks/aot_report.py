@@ -18,7 +18,8 @@ def _mesh(m: dict) -> str:
 def _coll(c: dict) -> str:
   short = {'all-gather': 'AG', 'reduce-scatter': 'RS', 'all-reduce': 'AR', 'all-to-all': 'A2A',
            'collective-permute': 'CP'}
-  parts = [f"{short[k]} {c[k]['count']}/{c[k]['bytes'] / GiB:.2f}G" for k in short if c.get(k, {}).get('count')]
+  size = lambda b: f'{b / GiB:.2f}G' if b >= GiB / 10 else f'{b / 2**20:.2f}M'
+  parts = [f"{short[k]} {c[k]['count']}/{size(c[k]['bytes'])}" for k in short if c.get(k, {}).get('count')]
   return ', '.join(parts) or 'none'
 
 

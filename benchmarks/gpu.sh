@@ -32,3 +32,8 @@ PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$out_dir/setup.txt" 2>&1 || true
 timeout 510 python3 benchmarks/gpu_suite.py --out-dir "$out_dir" --budget-s 450 "${@:2}"
 echo "gpu_suite exit $? (results in $out_dir)"
+# AOT peak of the same step compiled deviceless for an H100 (benchmarks/aot.py), beside the measured peaks of the
+# suite above (same model, T=16, batch 1): compare aot.jsonl's peak_bytes with the suite's peak_bytes.
+JAX_PLATFORMS=cpu timeout 240 python3 benchmarks/aot.py --config=configs/taichi256.py --target=cuda:h100x1 \
+  --config.data.num_frames=16 --per_device_batch=1 --out="$out_dir/aot.jsonl" >>"$out_dir/setup.txt" 2>&1 \
+  || echo "aot.py did not finish (needs the CUDA plugin and ml_collections)" | tee -a "$out_dir/setup.txt"

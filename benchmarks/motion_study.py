@@ -156,6 +156,7 @@ class Trainee:
     self.state, shardings = self.exp.create_state()
     self.params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.state.params))
     self.step_fn = self.exp.train_step(shardings)
+    self.frozen = self.exp.frozen()  # None for this pixel-space task
     self.compiled = None
     self.compile_s = 0.0
     self.step, self.train_s, self.losses, self.step_times = 0, 0.0, [], []
@@ -163,14 +164,13 @@ class Trainee:
 
   def global_batch(self, host):
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-    from framedit_jax.train.loop import _host_batch  # pylint: disable=g-import-not-at-top
-    return mesh_lib.host_to_global(_host_batch(host, self.exp.batch_shardings()), self.exp.mesh)
+    return mesh_lib.host_to_global(self.exp.task.host_batch(host, self.step), self.exp.mesh)  # as train/loop.py
 
   def compile(self, host):
     import jax  # pylint: disable=g-import-not-at-top
     t0 = time.perf_counter()
     with jax.set_mesh(self.exp.mesh):
-      self.compiled = self.step_fn.lower(self.state, self.global_batch(host)).compile()
+      self.compiled = self.step_fn.lower(self.state, self.global_batch(host), self.frozen).compile()
     self.compile_s = time.perf_counter() - t0
 
   def train_one(self, host) -> float:
@@ -179,7 +179,7 @@ class Trainee:
       batch = self.global_batch(host)
       jax.block_until_ready(batch)
       t0 = time.perf_counter()
-      self.state, metrics = self.compiled(self.state, batch)
+      self.state, metrics = self.compiled(self.state, batch, self.frozen)
       loss = float(metrics['loss'])  # blocks until the step is done
       dt = time.perf_counter() - t0
     if not np.isfinite(loss):

@@ -100,7 +100,7 @@ def _to_official(a: np.ndarray) -> np.ndarray:
 
 
 def _respacing(kind: str, steps: int) -> str:
-  return f'ddim{steps}' if kind == 'ddim' else str(steps)  # as train.generate.sampling_diffusion
+  return f'ddim{steps}' if kind == 'ddim' else str(steps)  # ours' respacing (diffusion/samplers.py)
 
 
 def run_official(src: str, model, kind: str, steps: int, x_k: np.ndarray, noises: list[np.ndarray] | None):

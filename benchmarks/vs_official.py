@@ -129,7 +129,7 @@ class Ours:
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
     from framedit_jax.train import experiment  # pylint: disable=g-import-not-at-top
     from framedit_jax.train.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
-    from framedit_jax.train.step import make_train_step  # pylint: disable=g-import-not-at-top
+    import step_time  # pylint: disable=g-import-not-at-top
     self.config = config
     self.mesh = mesh_lib.make_mesh(config.mesh)
     self.model = experiment.build_model(config, video.shape[-1], latent)
@@ -141,11 +141,8 @@ class Ours:
                          'label': mesh_lib.batch_sharding(self.mesh, 1)}
       host = {'video': video, 'label': np.zeros((video.shape[0],), np.int32)}
       self.batch = jax.device_put(host, batch_shardings)
-      step = make_train_step(self.model, diffusion, optimizer, config, state_shardings=self.shardings,
-                             batch_shardings=batch_shardings)
-      t0 = time.perf_counter()
-      self.step = step.lower(self.state, self.batch).compile()
-      self.compile_s = time.perf_counter() - t0
+      self.step, self.compile_s = step_time.compile_train_step(self.model, diffusion, optimizer, config, self.state,
+                                                               self.batch, self.shardings, batch_shardings)
       model = self.model
       fwd = jax.jit(lambda p, x, t: model.apply({'params': p}, x, t))
       self.t = jnp.full((video.shape[0],), FWD_T, jnp.int32)
@@ -160,7 +157,7 @@ class Ours:
 
   def step_once(self) -> float:
     with jax.set_mesh(self.mesh):
-      self.state, metrics = self.step(self.state, self.batch)
+      self.state, metrics = self.step(self.state, self.batch, None)
     return float(jax.block_until_ready(metrics['loss']))
 
   def fwd_once(self) -> np.ndarray:

@@ -1,9 +1,12 @@
-"""Train (or resume) a FrameDiT / Latte video diffusion model.
+"""Train (or resume) any task on the one trainer: video diffusion, text-to-video, or the DP-VAE (config.task).
 
   python launch/train.py --config=configs/demo.py --workdir=/tmp/demo
   python launch/train.py --config=configs/taichi128.py --workdir=W --config.data.data_dir=D
+  python launch/train.py --config=configs/t2v_demo.py --workdir=/tmp/t2v_demo
+  python launch/train.py --config=configs/dpvae_demo.py --workdir=/tmp/dpvae_demo
 
-A second run with the same --workdir resumes from its latest checkpoint.
+A second run with the same --workdir resumes from its latest checkpoint; SIGTERM saves the stop step and exits 0
+(docs/trainer.md).
 """
 
 import os

@@ -15,3 +15,6 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
                                                          f'framedit_jax_test_xla_cache_{getpass.getuser()}')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+# The `test` extra installs libtpu (tests/test_aot.py compiles for compile-only TPU devices); keep every test on the
+# CPU backend rather than letting JAX probe for TPU chips in each worker.
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')

@@ -11,7 +11,7 @@ import pytest
 
 from framedit_jax.convert import weights
 
-torch = pytest.importorskip('torch')  # a test-only dependency: writes the torch files read here
+import torch  # pylint: disable=g-import-not-at-top  (test extra: writes the torch files read here)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -256,3 +256,26 @@ def test_converter_clis_answer_unsafe_and_bad_files_in_one_line(tmp_path):
            f'--out_dir={tmp_path / "o2"}')  # the older flag names still work
   lines = r.stderr.strip().splitlines()
   assert r.returncode == 1 and len(lines) == 1 and 'bad.safetensors' in lines[0] and 'damaged' in lines[0], lines
+
+
+def test_damaged_converted_checkpoints_answer_in_one_line(tmp_path):
+  """Our converted model / VAE dirs with one array file overwritten by garbage of the same size."""
+  from framedit_jax.convert import checkpoint_io
+  from framedit_jax.vae import checkpoint as vae_checkpoint
+  params = {'dense': {'kernel': np.arange(4096, dtype=np.float32).reshape(64, 64), 'bias': np.ones(64, np.float32)}}
+  model_dir = checkpoint_io.save_params(params, str(tmp_path / 'model'), 'Latte-S/2')
+  vae_dir = str(tmp_path / 'vae')
+  vae_checkpoint.save_vae_params(vae_dir, params, {'latent_channels': 4})
+  got, _ = checkpoint_io.load_params(model_dir)
+  np.testing.assert_array_equal(got['dense']['kernel'], params['dense']['kernel'])
+  rng = np.random.default_rng(0)
+  for root in (model_dir, vae_dir):  # the largest array file (the kernel), as a disk error would leave it
+    data = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if os.path.basename(d) == 'd']
+    victim = max(data, key=os.path.getsize)
+    size = os.path.getsize(victim)
+    with open(victim, 'wb') as f:
+      f.write(rng.bytes(size))
+  for load, root in ((checkpoint_io.load_params, model_dir), (vae_checkpoint.restore_vae_params, vae_dir)):
+    with pytest.raises(ValueError) as e:
+      load(root)
+    assert 'cannot be restored' in _one_line(e, root) and 'it is damaged' in str(e.value)

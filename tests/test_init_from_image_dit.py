@@ -116,7 +116,8 @@ def test_launcher_writes_a_videodit_equal_to_the_official_dit_on_identical_frame
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
   r = subprocess.run([sys.executable, os.path.join(REPO, 'launch', 'init_from_image_dit.py'),
                       f'--src={tmp_path / "dit.safetensors"}', '--model=VideoDiT-S/2', f'--out={tmp_path / "v"}',
-                      f'--override=num_frames={frames}', *[f'--override={k}={v}' for k, v in arch.items()]],
+                      f'--override=num_frames={frames}', '--override=num_classes=10',
+                      *[f'--override={k}={v}' for k, v in arch.items()]],
                      env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   params, saved = load_params(str(tmp_path / 'v'))

@@ -45,8 +45,9 @@ def _config(**model):
 
 
 def test_the_default_config_is_auto_and_passes_validation():
-  config = default.get_config()
-  assert (config.model.scan_blocks, config.model.remat_policy, config.model.cpu_kernels) == ('auto',) * 3
+  from configs import demo
+  for config in (default.get_config(), demo.get_config(), demo.with_iddpm(demo.get_config())):
+    assert (config.model.scan_blocks, config.model.remat_policy, config.model.cpu_kernels) == ('auto',) * 3
   validate_config(_config())
   validate_config(_config(scan_blocks=True, remat_policy='none', cpu_kernels='off'))
 

@@ -9,7 +9,7 @@ import numpy as np
 from configs import t2v_demo
 from framedit_jax.text.cache import load_text_cache
 from framedit_jax.train.loop import train_and_evaluate
-from framedit_jax.train.sample_run import sample_to_dir
+from framedit_jax.train.sample_run import run_config, sample_to_dir
 
 
 def test_t2v_demo_two_steps_and_sample(tmp_path, capsys):
@@ -31,8 +31,10 @@ def test_t2v_demo_two_steps_and_sample(tmp_path, capsys):
   emb, _ = cache.lookup(cache.captions)
   assert np.abs(emb[0] - emb[1]).max() > 1e-3  # captions get different embeddings
   assert np.abs(emb[0] - cache.null_embedding.astype(np.float32)).max() > 1e-3
-  config.sample.cfg_scale = 4.0
-  paths = sample_to_dir(config, str(tmp_path / 'out'), workdir=work, prompts=['a big cartoon rabbit in a green meadow'])
+  saved = run_config(work)  # what launch/sample.py --workdir uses without --config
+  assert saved.model.name == config.model.name and saved.sample.num_steps == 2
+  saved.sample.cfg_scale = 4.0
+  paths = sample_to_dir(saved, str(tmp_path / 'out'), workdir=work, prompts=['a big cartoon rabbit in a green meadow'])
   assert len(paths) == 1 and os.path.getsize(paths[0]) > 0
   import imageio.v3 as iio
   frames = iio.imread(paths[0], plugin='pyav')

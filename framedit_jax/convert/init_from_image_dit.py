@@ -8,6 +8,8 @@ whose name exists in the video model is loaded, so video block i takes DiT block
   * spatial position embedding: the DiT's frozen 2-D sin-cos `pos_embed`, replicated over the T frames. Here it is
     a constant of both models (not a parameter): it is checked equal for the grid and reported as 'adapted'.
   * label embedding: the DiT's 1000-class table is dropped; a class-conditional video model gets a zero table.
+    A VideoDiT (videodit.md §3.2) given the DiT's num_classes keeps the DiT's table, so it starts as the DiT on
+    every frame of a clip of identical frames; it has no temporal embedding to report.
   * temporal blocks (odd i): `temporal_init='dit'` (official name matching) copies every leaf whose path and shape
     match DiT `blocks_i` (Latte: the whole block; FrameDiT-G/H: adaLN and MLP, the Matrix-Attention / fusion
     parameters stay freshly initialised); `temporal_init='fresh'` keeps them all freshly initialised
@@ -192,8 +194,8 @@ def init_from_dit_state_dict(state_dict: Mapping[str, Any], model_name: str, dit
     temporal_init: see `init_video_params_from_dit`.
     seed: PRNG seed of the fresh leaves (temporal attention, ...).
     dit_overrides: architecture overrides of the DiT (tests: depth, hidden_size, num_heads).
-    **overrides: `get_model` overrides; input_size and in_channels default to the DiT's, num_classes to 0 (a
-      VideoDiT: the DiT's, and then the DiT's label table is kept, so the model starts as the DiT on every frame).
+    **overrides: `get_model` overrides; input_size and in_channels default to the DiT's, num_classes to 0. A
+      VideoDiT with the DiT's num_classes keeps the DiT's label table, so it starts as the DiT on every frame.
 
   Returns:
     `(params, report, overrides used)`; report as in `init_video_params_from_dit`, plus 'dit' and 'model'.
@@ -210,12 +212,13 @@ def init_from_dit_state_dict(state_dict: Mapping[str, Any], model_name: str, dit
   inferred.pop('patch_size', None)
   dit_module = get_image_dit(dit_name, **{**inferred, **dit_overrides})
   arch = {k: v for k, v in dit_overrides.items() if k in ('depth', 'hidden_size', 'num_heads', 'mlp_ratio')}
-  videodit = model_name.startswith('VideoDiT')  # 2D->3D (videodit.md §3.2): the DiT's label table is kept
   used = dict(input_size=dit_module.input_size, in_channels=dit_module.in_channels,
-              learn_sigma=dit_module.learn_sigma, num_classes=dit_module.num_classes if videodit else 0, **arch)
+              learn_sigma=dit_module.learn_sigma, num_classes=0, **arch)
   used.update(overrides)
   video = get_model(model_name, **used)
-  label_init = 'dit' if videodit and video.num_classes == dit_module.num_classes else 'zero'
+  # VideoDiT 2D->3D (videodit.md §3.2) keeps the DiT's label table when the class counts match
+  videodit = model_name.startswith('VideoDiT')
+  label_init = 'dit' if videodit and video.num_classes == dit_module.num_classes > 0 else 'zero'
   check_fit(dit_module, video)
   frames = video.num_frames + video.use_image_num
   x = jnp.zeros((1, frames, video.input_size, video.input_size, video.in_channels), jnp.float32)

@@ -197,10 +197,7 @@ class VideoBatchIterator:
   """
 
   def __init__(self, config, split, *, process_index=0, process_count=1):
-    d = config.data
-    if d.global_batch_size % process_count:
-      raise ValueError(f'data.global_batch_size={d.global_batch_size} is not divisible by process_count='
-                       f'{process_count}')
+    d = config.data  # validated by framedit_jax.train.validate (batch divisible by the process count)
     self.name, _ = _split_name(d.dataset)
     self.split = split
     self.seed = int(config.seed)

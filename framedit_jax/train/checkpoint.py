@@ -122,7 +122,10 @@ class Checkpointer:
     self._manager.wait_until_finished()
     src = self.directory / str(step)
     if jax.process_index() == 0 and src.exists():
-      src.rename(self.directory / f'{step}.damaged')
+      dst, n = self.directory / f'{step}.damaged', 1
+      while dst.exists():  # an earlier damaged copy of the same step
+        dst, n = self.directory / f'{step}.damaged-{n}', n + 1
+      src.rename(dst)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       multihost_utils.sync_global_devices(f'checkpoint_set_aside_{step}')
