@@ -58,7 +58,7 @@ def test_indivisible_num_frames_is_a_config_error(tmp_path, data_dir, export_dir
   from framedit_jax.train.loop import train_and_evaluate
   config = tu.tiny_config(data_dir, **{'vae.name': 'dpvae', 'vae.checkpoint': export_dir,
                                                'data.image_size': 16, 'data.num_frames': 5})
-  with pytest.raises(ValueError, match='must be a multiple of 2'):
+  with pytest.raises(ValueError, match='num_frames=5 must be a multiple of the DP-VAE GoP size t_g=2'):
     train_and_evaluate(config, str(tmp_path / 'work'))
 
 

@@ -171,7 +171,12 @@ def test_same_step_on_8_devices_data2_fsdp4_as_on_1(parallel, case):
   r = parallel[case]
   assert parallel['num_devices'] == 8
   assert r['fsdp_sharded_leaves'] > 0  # the fsdp rule really sharded part of the state (LoRA: the frozen base)
-  assert r['state_change'] > 1e-3
+  if case == 't2v_lora':
+    # A fresh adaLN-Zero base has zero gates, so every LoRA gradient (and the step's change) is exactly zero at
+    # step 0; here only the loss through the fsdp-sharded frozen base is compared (see the closing note of issue 25).
+    assert r['state_change'] == 0.0, r
+  else:
+    assert r['state_change'] > 1e-3
   np.testing.assert_allclose(r['loss_8'], r['loss_1'], rtol=1e-5)
   assert r['state_max_diff'] < 2e-5, r
 
