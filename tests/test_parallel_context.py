@@ -23,7 +23,7 @@ def results(tmp_path_factory):
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu',
              PYTHONPATH=ROOT)
   proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', '_context_parallel_script.py'), str(out)],
-                        env=env, capture_output=True, text=True, timeout=1500)
+                        env=env, capture_output=True, text=True, timeout=3000)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(out.read_text())
 
