@@ -33,7 +33,7 @@ from framedit_jax.train import lora as lora_lib
 from framedit_jax.train.optimizer import make_optimizer
 from framedit_jax.train.state import create_train_state
 from framedit_jax.train.tasks.base import Task, host_tree
-from framedit_jax.train.tasks.video import training_diffusion, write_samples
+from framedit_jax.train.tasks.video import training_diffusion, vae_encoder, write_samples
 
 RUN_FILE = 't2v_run.json'
 EXPORT_DIR = 't2v_export'
@@ -251,11 +251,7 @@ class T2VTask(Task):
     return train_step
 
   def encoder(self):
-    if self.pixel_space or self.config.data.get('use_latents', False):
-      return None
-    vae = self.vae
-    encode = jax.jit(lambda v, key: vae.encode_video(v, key=key, sample=True))
-    return lambda batch, key: dict(batch, video=encode(batch['video'], key))
+    return vae_encoder(self.config, self.vae, self.pixel_space)
 
   # ------------------------------------------------------------------ outputs
   def generate(self, params, key, prompts) -> np.ndarray:

@@ -176,11 +176,7 @@ class VideoTask(Task):
 
   def encoder(self):
     """Jitted VAE encode of the pixel batch when training on pixels through a VAE, else None."""
-    if self.pixel_space or self.config.data.get('use_latents', False):
-      return None
-    vae = self.vae
-    encode = jax.jit(lambda v, k: vae.encode_video(v, key=k, sample=True))
-    return lambda batch, key: dict(batch, video=encode(batch['video'], key))
+    return vae_encoder(self.config, self.vae, self.pixel_space)
 
   def flops_per_step(self):
     return train_flops(self.config, self.latent_shape)
@@ -218,6 +214,16 @@ class VideoTask(Task):
     key = jax.random.PRNGKey(self.config.seed + 1)
     videos = self.generate(state.ema_params, key, n, self.default_labels(n))
     return write_samples(videos, workdir, step, self.config.sample.fps, writer)
+
+
+def vae_encoder(config, vae, pixel_space: bool):
+  """``(batch, key) -> batch`` with ``batch['video']`` `(B, T, H, W, 3)` in [-1, 1] replaced by its sampled VAE
+  latents `(B, T', h, w, C)` (jitted once), or None when the batch is already latents (``data.use_latents``) or
+  the model trains in pixel space (``vae.name='identity'``). Shared by the diffusion tasks."""
+  if pixel_space or config.data.get('use_latents', False):
+    return None
+  encode = jax.jit(lambda v, k: vae.encode_video(v, key=k, sample=True))
+  return lambda batch, key: dict(batch, video=encode(batch['video'], key))
 
 
 def write_samples(videos: np.ndarray, workdir: str, step: int, fps: int, writer, names=None) -> list[str]:
