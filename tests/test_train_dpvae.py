@@ -79,3 +79,32 @@ def test_bad_config_errors_before_compiling(tmp_path, data_dir):
     train_and_evaluate(_config(data_dir, **{'dpvae.t_g': 4}), str(tmp_path))
   with pytest.raises(FileNotFoundError, match='key_vae_checkpoint=/nonexistent'):
     train_and_evaluate(_config(data_dir, **{'dpvae.key_vae_checkpoint': '/nonexistent'}), str(tmp_path))
+
+
+def test_grad_accumulation_equals_one_batch(data_dir):
+  """grad_accum_steps=2 on a batch of 4 gives the same generator and discriminator update as one batch of 4
+  (disc_start=0, so both adversarial terms are on); the noise is drawn for the whole batch either way."""
+  from framedit_jax.train.tasks import make_task
+  video = np.asarray(jax.random.uniform(jax.random.key(1), (4, 4, 16, 16, 3), minval=-1, maxval=1))
+  out = {}
+  for k in (1, 2):
+    config = _config(data_dir, **{'data.global_batch_size': 4, 'optim.grad_accum_steps': k,
+                                  'dpvae.disc_start': 0})
+    task = make_task(config, mesh=None)
+    state = task.init_state(jax.random.key(0))
+    step = jax.jit(task.step_fn())
+    for _ in range(2):
+      state, metrics = step(state, {'video': video}, task.frozen())
+    out[k] = (state, metrics)
+  (s1, m1), (s2, m2) = out[1], out[2]
+  assert float(m1['d_loss']) > 0 and float(m1['adv_on']) == 1.0
+  for name in ('loss', 'recon', 'reg', 'g_adv', 'd_loss', 'grad_norm'):
+    np.testing.assert_allclose(float(m2[name]), float(m1[name]), rtol=1e-5, err_msg=name)
+  # Adam moves every weight by about lr per step whatever its gradient's size, so a weight whose gradient is float
+  # noise moves by noise: compare whole trees in L2 (the update, relative to how far training moved the weights).
+  init = task.init_state(jax.random.key(0))
+  for part in ('g_params', 'd_params'):
+    a, b, c = (jax.tree.leaves(getattr(s, part)) for s in (s1, s2, init))
+    drift = np.sqrt(sum(float(np.sum((np.asarray(x) - np.asarray(z)) ** 2)) for x, z in zip(a, c)))
+    err = np.sqrt(sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2)) for x, y in zip(a, b)))
+    assert drift > 1e-3 and err <= 1e-2 * drift, (part, err, drift)

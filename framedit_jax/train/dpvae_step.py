@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from framedit_jax.train.step import accumulate_grads
 from framedit_jax.vae import dpvae as dp
 from framedit_jax.vae import dpvae_losses as losses
 
@@ -56,45 +57,61 @@ def create_state(g_params, d_params, g_tx, d_tx, rng) -> DPVAEState:
 
 
 def train_step(state: DPVAEState, key_params, video, *, module: dp.DPVAE, key_module, disc, g_tx, d_tx,
-               weights: Weights, disc_start: int, perceptual_fn: Optional[Callable] = None):
+               weights: Weights, disc_start: int, perceptual_fn: Optional[Callable] = None,
+               grad_accum_steps: int = 1):
   """One generator + discriminator update on `video` `(B, T, H, W, 3)` in [-1, 1].
+
+  With `grad_accum_steps = k > 1` both gradients are averaged over k equal micro-batches (one `lax.scan`,
+  `framedit_jax.train.step.accumulate_grads`); the posterior noise is drawn for the whole batch first and every
+  loss is a per-example (or per-logit) mean, so the update equals the one of a single batch up to float
+  summation order. The discriminator sees the fakes of the generator before its update, as with k = 1.
 
   Returns (new state, metrics dict of float32 scalars: loss, recon, reg, reg_key, reg_mu, reg_sigma, lpips,
   g_adv, d_loss, adv_on, grad_norm, finite).
+  Raises:
+    ValueError: `grad_accum_steps` does not divide the batch (one line).
   """
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   adv_on = (state.step >= disc_start).astype(jnp.float32)
+  z_shape = jax.eval_shape(lambda: dp.encode_moments(module, state.g_params, key_module, key_params, video))[0]
+  noise = jax.random.normal(rng, z_shape.shape, jnp.float32)  # = distribution.sample's draw for the batch
 
-  def g_loss_fn(g_params):
-    out = dp.forward(module, g_params, key_module, key_params, video, rng)
-    rec = losses.recon_loss(video, out['x_hat']).mean()
-    reg = {k: v.mean() for k, v in losses.reg_loss(out['x_k'], out['x_k_hat'], out['mu_z'], out['sigma_z'],
-                                                    out['mu_k'], out['sigma_k']).items()}
-    lp = losses.perceptual_loss(perceptual_fn, video, out['x_hat']).mean()
-    g_adv = losses.hinge_g_loss(disc.apply({'params': state.d_params}, out['x_hat']))
-    total = (weights.recon * rec + weights.reg * reg['total'] + weights.lpips * lp
-             + weights.adv * adv_on * g_adv)
-    m = dict(loss=total, recon=rec, reg=reg['total'], reg_key=reg['key'], reg_mu=reg['mu'],
-             reg_sigma=reg['sigma'], lpips=lp, g_adv=g_adv)
-    return total, (m, out['x_hat'])
+  def grad_fn(params, video, noise):
+    g_params, d_params = params
 
-  (_, (metrics, x_hat)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+    def g_loss_fn(g_params):
+      out = dp.forward(module, g_params, key_module, key_params, video, noise=noise)
+      rec = losses.recon_loss(video, out['x_hat']).mean()
+      reg = {k: v.mean() for k, v in losses.reg_loss(out['x_k'], out['x_k_hat'], out['mu_z'], out['sigma_z'],
+                                                      out['mu_k'], out['sigma_k']).items()}
+      lp = losses.perceptual_loss(perceptual_fn, video, out['x_hat']).mean()
+      g_adv = losses.hinge_g_loss(disc.apply({'params': d_params}, out['x_hat']))
+      total = (weights.recon * rec + weights.reg * reg['total'] + weights.lpips * lp
+               + weights.adv * adv_on * g_adv)
+      m = dict(loss=total, recon=rec, reg=reg['total'], reg_key=reg['key'], reg_mu=reg['mu'],
+               reg_sigma=reg['sigma'], lpips=lp, g_adv=g_adv)
+      return total, (m, out['x_hat'])
+
+    (_, (m, x_hat)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
+    fake = jax.lax.stop_gradient(x_hat)
+
+    def d_loss_fn(d_params):
+      real_logits = disc.apply({'params': d_params}, video)
+      fake_logits = disc.apply({'params': d_params}, fake)
+      return adv_on * losses.hinge_d_loss(real_logits, fake_logits)
+
+    d_loss, d_grads = jax.value_and_grad(d_loss_fn)(d_params)
+    return (m['loss'], dict(m, d_loss=d_loss)), (g_grads, d_grads)
+
+  (g_grads, d_grads), metrics = accumulate_grads(grad_fn, (state.g_params, state.d_params), (video, noise),
+                                                 grad_accum_steps)
   g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
-
-  fake = jax.lax.stop_gradient(x_hat)
-
-  def d_loss_fn(d_params):
-    real_logits = disc.apply({'params': d_params}, video)
-    fake_logits = disc.apply({'params': d_params}, fake)
-    return adv_on * losses.hinge_d_loss(real_logits, fake_logits)
-
-  d_loss, d_grads = jax.value_and_grad(d_loss_fn)(state.d_params)
   d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
   grad_norm = optax.global_norm(g_grads)
-  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm) & jnp.isfinite(d_loss)
-  metrics = dict(metrics, d_loss=d_loss, adv_on=adv_on, grad_norm=grad_norm, finite=finite.astype(jnp.float32))
+  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm) & jnp.isfinite(metrics['d_loss'])
+  metrics = dict(metrics, adv_on=adv_on, grad_norm=grad_norm, finite=finite.astype(jnp.float32))
   new = state.replace(step=state.step + 1, g_params=g_params, g_opt=g_opt, d_params=d_params, d_opt=d_opt)
   return new, metrics

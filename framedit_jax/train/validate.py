@@ -354,9 +354,6 @@ def _check_dpvae(config) -> None:
   if int(d.num_frames) < 4 or int(d.image_size) < 16:
     raise ValueError(f'config.data.num_frames={d.num_frames}, image_size={d.image_size}: the 3D discriminator '
                      'needs num_frames >= 4 and image_size >= 16.')
-  if int(config.optim.grad_accum_steps) != 1:
-    raise ValueError(f'config.optim.grad_accum_steps={config.optim.grad_accum_steps}: the dpvae task updates '
-                     'generator and discriminator once per batch; set it to 1 and change the batch instead.')
   if int(config.mesh.frame) not in (1,):
     raise ValueError(f'config.mesh.frame={config.mesh.frame}: the dpvae task has no frame parallelism; set 1.')
   if int(d.get('use_image_num', 0)) or d.get('use_latents', False):

@@ -152,14 +152,16 @@ def _key_apply(key_module, key_params, x, method):
   return layers.per_frame(fn, x)
 
 
-def forward(module: DPVAE, params, key_module: kl.AutoencoderKL, key_params, video, rng=None):
+def forward(module: DPVAE, params, key_module: kl.AutoencoderKL, key_params, video, rng=None, noise=None):
   """One DP-VAE pass for training (Eq. 1-3).
 
   Args:
     module, params: the trainable `DPVAE` and its params.
     key_module, key_params: the frozen 2D `AutoencoderKL` (E_k, D_k) and its params.
     video: `(B, T, H, W, 3)` in [-1, 1], T % t_g == 0.
-    rng: PRNG key for z ~ N(mu_z, sigma_z^2); None uses z = mu_z.
+    rng: PRNG key for z ~ N(mu_z, sigma_z^2); None (and no `noise`) uses z = mu_z.
+    noise: instead of `rng`, the standard normal eps of z's shape, z = mu_z + sigma_z * eps (drawn for the whole
+      batch beforehand, so that gradient accumulation over micro-batches sees the same draws).
   Returns:
     dict of float32 arrays: `x_hat` `(B, T, H, W, 3)`; `x_k`, `x_k_hat` `(B, T/t_g, H, W, 3)`; `z`, `mu_z`,
     `sigma_z`, `mu_k`, `sigma_k` `(B, T/t_g, H/f, W/f, C)` (unscaled latents).
@@ -172,7 +174,10 @@ def forward(module: DPVAE, params, key_module: kl.AutoencoderKL, key_params, vid
   mu_r, logvar_r = jnp.split(res, 2, axis=-1)
   mu_z = mu_k + mu_r
   logvar_z = jnp.clip(logvar_k + logvar_r, distribution.LOGVAR_MIN, distribution.LOGVAR_MAX)
-  z = mu_z if rng is None else distribution.sample(mu_z, logvar_z, rng)
+  if noise is not None:
+    z = mu_z + jnp.exp(0.5 * logvar_z) * noise
+  else:
+    z = mu_z if rng is None else distribution.sample(mu_z, logvar_z, rng)
   x_hat = module.apply({'params': params}, z, method=module.decode)
   x_k_hat = _key_apply(key_module, key_params, z, key_module.decode)
   return dict(x_hat=x_hat, x_k=x_k, x_k_hat=x_k_hat, z=z, mu_z=mu_z, sigma_z=jnp.exp(0.5 * logvar_z),

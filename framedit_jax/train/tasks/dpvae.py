@@ -163,7 +163,8 @@ class DPVAETask(Task):
     from framedit_jax.train.step import keep_if_finite  # pylint: disable=g-import-not-at-top
     step = functools.partial(dpvae_step.train_step, module=self.module, key_module=self.key_module,
                              disc=self.disc, g_tx=self.g_tx, d_tx=self.d_tx, weights=self.weights,
-                             disc_start=int(self.config.dpvae.disc_start), perceptual_fn=self.perceptual_fn)
+                             disc_start=int(self.config.dpvae.disc_start), perceptual_fn=self.perceptual_fn,
+                             grad_accum_steps=int(self.config.optim.grad_accum_steps))
     skip = self.config.train.nan_policy == 'skip'
 
     def train_step(state, batch, frozen):
