@@ -53,6 +53,7 @@ import dataclasses
 import gc
 import importlib.util
 import os
+import resource
 import sys
 import time
 import types
@@ -67,6 +68,8 @@ import parity_official  # pylint: disable=g-import-not-at-top,wrong-import-posit
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from framedit_jax import host_malloc  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # design -> parity_official CASES entry (official file, class, fixed official kwargs).
 OFFICIAL_CASE = {'local': 'latte', 'g': 'framedit_g', 'h_concat': 'framedit_h_concat',
@@ -309,17 +312,22 @@ def time_pair(pair: Pair, rounds: int) -> dict[str, Any]:
   calls = {'ours_step_s': pair.ours.step_once, 'official_step_s': pair.official.step_once,
            'ours_fwd_s': pair.ours.fwd_once, 'official_fwd_s': pair.official.fwd_once}
   losses = {'ours': [ours_loss0], 'official': [official_loss0]}
+  faults = {'ours_step_s': [], 'official_step_s': []}  # minor page faults of each timed step (the process's)
   for _ in range(rounds):
     for key, fn in calls.items():
-      t0 = time.perf_counter()
+      f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
       out = fn()
       times[key].append(time.perf_counter() - t0)
+      if key in faults:
+        faults[key].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
       if key.endswith('step_s'):
         losses[key.split('_')[0]].append(out)
   rec = {k: round(common.median(v), 6) for k, v in times.items()}
   rec['ratio'] = float(f"{rec['ours_step_s'] / rec['official_step_s']:.4g}")
   rec['fwd_ratio'] = float(f"{rec['ours_fwd_s'] / rec['official_fwd_s']:.4g}")
   rec.update({f'{k}_all': [round(x, 6) for x in v] for k, v in times.items()})
+  rec['ours_step_faults'], rec['official_step_faults'] = faults['ours_step_s'], faults['official_step_s']
+  rec['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the process so far
   rec['ours_first_step_s'] = round(ours_first_s, 3)
   rec['ours_losses'] = [round(x, 5) for x in losses['ours']]
   rec['official_losses'] = [round(x, 5) for x in losses['official']]
@@ -339,6 +347,7 @@ def run_design(src: str, design: str, *, frames: int, latent: int, batch: int, d
          'params': int(sum(np.prod(a.shape) for a in jax.tree.leaves(pair.ours.state.params))),
          'official_params': int(sum(p.numel() for p in pair.official.model.parameters() if p.requires_grad)),
          'ours_settings': {k: getattr(m, k) for k in ('scan_blocks', 'remat_policy', 'cpu_kernels')},
+         'glibc_malloc': host_malloc.status(),  # framedit_jax/host_malloc.py (the process, so both sides)
          'ours_compile_s': round(pair.ours.compile_s, 3),
          'fwd_max_abs_diff': pair.fwd_max_abs_diff, 'fwd_max_abs': pair.fwd_max_abs}
   rec.update(time_pair(pair, rounds))
