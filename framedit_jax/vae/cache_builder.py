@@ -4,7 +4,8 @@ Each video of the prepared TFDS split (`framedit_jax.data.pipeline.get_builder` 
 kept) is decoded in segments of `segment_frames` frames, passed through the dataset's deterministic spatial
 transform (`transforms.spatial_transform`, no flip) to `data.image_size`, and encoded frame by frame with
 `vae.encode_moments`. With flipping on (default: the dataset's random-flip rule) the mirrored video is
-encoded too. See `latent_cache` for the format.
+encoded too. A captioned dataset (`text_video_folder`) also stores each video's caption in the index, so the
+T2V task trains from the cache without the TFDS records. See `latent_cache` for the format.
 
 A temporally compressing VAE (DP-VAE, `vae.temporal_downsample` = t_g > 1) cannot be cached frame by frame,
 nor GoP by GoP: its residual encoder's temporal convolutions and clip-wide GroupNorms make a GoP's latent
@@ -88,11 +89,11 @@ def _build_clip_cache(config, split, vae, recipe, source, flip, dtype, shard_fra
   batch = max(1, int(getattr(vae, 'chunk_size', 16)))
   t0, total = time.time(), 0
   for i in range(n):
-    frames, label = source.record(i)
+    frames, label, caption = source.full_record(i)
     frames = list(frames)
+    extra = {} if caption is None else {'caption': caption}
     starts = _clip_starts(len(frames), recipe, start_stride)
     m = _encode_clips(vae, frames, recipe, starts, (False, True) if flip else (False,), batch)
-    extra = {}
     if flip:
       extra['flip_mean'], extra['flip_logvar'] = np.split(m[True], 2, -1)
     mean, logvar = np.split(m[False], 2, -1)
@@ -141,10 +142,10 @@ def build_latent_cache(config, split, vae, *, flip=None, dtype='float32', shard_
   n = len(source) if max_videos is None else min(len(source), int(max_videos))
   t0, total = time.time(), 0
   for i in range(n):
-    frames, label = source.record(i)
+    frames, label, caption = source.full_record(i)
     frames = list(frames)
     mean, logvar = _encode_video(vae, frames, recipe.image_size, recipe.spatial, False, segment_frames)
-    extra = {}
+    extra = {} if caption is None else {'caption': caption}
     if flip:
       extra['flip_mean'], extra['flip_logvar'] = _encode_video(vae, frames, recipe.image_size, recipe.spatial,
                                                                True, segment_frames)

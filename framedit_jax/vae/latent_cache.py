@@ -11,7 +11,8 @@ On-disk format (`<data.latents_dir>/<split>/`):
   index.json         {'format': 'framedit_latent_cache', 'version': 1, 'latent_shape': [h, w, C],
                       'dtype', 'scale_factor', 'image_size', 'dataset', 'split', 'spatial_mode',
                       'vae': {...}, 'videos': [{'label', 'num_frames', 'shard', 'offset',
-                      'flip_shard', 'flip_offset'}, ...]}   (videos in the TFDS split's example order)
+                      'flip_shard', 'flip_offset'[, 'caption']}, ...]}   (videos in the TFDS split's example
+                      order; 'caption' for captioned datasets such as text_video_folder)
   shard-00000.npy    (F, h, w, 2C) float32|float16: the frames of consecutive videos, [mean | logvar]
 Shards are memory-mapped, so a clip reads only its own frames.
 
@@ -132,7 +133,8 @@ class LatentBatchIterator:
 
   Batch: {'video': float32 (B, T, h, w, C) = z * scale_factor, z ~ N(mean, exp(logvar)) (or the mean with
   `data.latent_sample=False`), 'label': int32 (B,)}, T = num_frames + use_image_num (num_frames / t_g for a
-  DP-VAE clip cache), B = G // process_count.
+  DP-VAE clip cache), B = G // process_count; plus 'caption': str objects (B,) when every cached video has
+  one (a captioned dataset), as the pixel pipeline's batches.
   State: {'step', 'seed', 'dataset', 'split', 'num_examples', 'process_index'} (same keys as the pixel
   iterator), JSON-able.
   """
@@ -173,6 +175,7 @@ class LatentBatchIterator:
     self._shards = [np.load(os.path.join(self.directory, s), mmap_mode='r') for s in self.index['shards']]
     self._order = clip_recipe.EpochOrder(self.seed, len(self.videos))
     self._step = 0
+    self.captioned = all('caption' in v for v in self.videos)
 
   def __len__(self):
     return len(self.videos)
@@ -209,11 +212,16 @@ class LatentBatchIterator:
     shard, offset = (entry['flip_shard'], entry['flip_offset']) if flip else (entry['shard'], entry['offset'])
     return np.asarray(self._shards[shard][offset + np.asarray(idx, np.int64)], np.float32)
 
+  def _plan(self, position):
+    return self.recipe.plan(self.seed, position, self._order(position), len(self.videos),
+                            lambda i: self.videos[i]['num_frames'])
+
   def example(self, position):
     """(moments (T, h, w, 2C) float32, label int, image labels int32 (use_image_num,)) of stream position
     `position`: the pixel pipeline's clip (`clip_recipe.ClipRecipe.plan`)."""
-    plan = self.recipe.plan(self.seed, position, self._order(position), len(self.videos),
-                            lambda i: self.videos[i]['num_frames'])
+    return self._example(self._plan(position))
+
+  def _example(self, plan):
     entry = self.videos[plan.video]
     if self.clips is not None:  # the encoded clip at the plan's window start (frames[0])
       latent_t, stride = int(self.clips['latent_frames']), int(self.clips['start_stride'])
@@ -234,15 +242,20 @@ class LatentBatchIterator:
 
   def batch(self, step):
     """The host-local batch of `step` (does not move the iterator)."""
-    items = []
+    items, captions = [], []
     for q in self.positions(step):
-      moments, label, image_labels = self.example(q)
+      plan = self._plan(q)
+      if self.captioned:
+        captions.append(self.videos[plan.video]['caption'])
+      moments, label, image_labels = self._example(plan)
       mean, logvar = np.split(moments, 2, axis=-1)
       z = distribution.sample_np(mean, logvar, clip_recipe.example_rng(self.seed, 2, q)) if self.sample else mean
       items.append(((z * np.float32(self.scale_factor)).astype(np.float32), label, image_labels))
     batch = {'video': np.stack([v for v, _, _ in items]), 'label': np.asarray([l for _, l, _ in items], np.int32)}
     if self.recipe.use_image_num:
       batch['label_image'] = np.stack([li for _, _, li in items]).astype(np.int32)
+    if self.captioned:
+      batch['caption'] = np.asarray(captions, dtype=object)
     return batch
 
   def __iter__(self):

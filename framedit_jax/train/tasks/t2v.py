@@ -1,6 +1,7 @@
 """Text-to-video (official `train_t2v_accelerate.py` recipe): `config.task='t2v'`, LatteT2V / FrameDiT-H-T2V.
 
-Batch source: the Grain clip pipeline (`framedit_jax.data.pipeline`) on a `text_video_folder` dataset; each clip
+Batch source: the Grain clip pipeline (`framedit_jax.data.pipeline`) on a `text_video_folder` dataset, or its
+latent cache (`data.use_latents`, built by `launch/prepare_latents.py`, which stores the captions); each clip
 carries its caption through the same stream (sharded by process, position checkpointed), and `host_batch` swaps
 the caption for its T5 embedding from the text cache (`framedit_jax.text.cache`: every distinct caption and
 `sample.prompts` encoded once; the encoder is not loaded when the cache already exists). The cache lives at
@@ -114,9 +115,26 @@ class T2VTask(Task):
                                            list(config.sample.prompts), os.path.join(self.workdir, 'text'))
     return c
 
-  def _source(self, split: str):
+  def _captions(self) -> list[str]:
+    """Every caption of `data.split`: from the latent cache's index (`data.use_latents`; no TFDS read) or the
+    prepared TFDS split. Raises ValueError (one line) when the dataset or the cache has no captions."""
+    d = self.config.data
+    if d.get('use_latents', False):
+      from framedit_jax.vae import latent_cache  # pylint: disable=g-import-not-at-top
+      directory = latent_cache.split_dir(d.latents_dir, d.split)
+      videos = latent_cache.read_index(directory)['videos']
+      if not videos or any('caption' not in v for v in videos):
+        raise ValueError(f'{directory} holds no captions (built before captions were cached, or from an '
+                         'uncaptioned dataset): rebuild it with launch/prepare_latents.py from the '
+                         'text_video_folder config.')
+      return [str(v['caption']) for v in videos]
     from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-    return pipeline.ClipSource(pipeline.get_builder(self.data_config), split, cache_bytes=0)
+    src = pipeline.ClipSource(pipeline.get_builder(self.data_config), d.split, cache_bytes=0)
+    captions = [src.caption(i) for i in range(len(src))]
+    if not captions or any(c is None for c in captions):
+      raise ValueError(f'config.data.dataset={d.dataset!r} has no captions; the t2v task needs a '
+                       'captioned dataset such as text_video_folder.')
+    return captions
 
   def _text_cache(self):
     """The text cache of the split's captions + sample prompts: loaded if present and complete, else built."""
@@ -127,11 +145,7 @@ class T2VTask(Task):
       cache = cache_lib.load_text_cache(path)
       if all(p in cache.index for p in prompts):
         return cache
-    src = self._source(self.config.data.split)
-    captions = [src.caption(i) for i in range(len(src))]
-    if not captions or any(c is None for c in captions):
-      raise ValueError(f'config.data.dataset={self.config.data.dataset!r} has no captions; the t2v task needs a '
-                       'captioned dataset such as text_video_folder.')
+    captions = self._captions()
     from framedit_jax.text import TextEncoder  # pylint: disable=g-import-not-at-top
     t = self.data_config.text
     encoder = TextEncoder.from_pretrained(t.root, int(t.max_length), dtype=t.dtype, chunk_size=int(t.chunk_size))
@@ -139,13 +153,15 @@ class T2VTask(Task):
 
   # ------------------------------------------------------------------ data
   def dataset(self, split, *, process_index=0, process_count=1, config=None):
-    from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+    """Captioned clips from the Grain pixel pipeline, or from the latent cache (`data.use_latents`; scaled
+    latents, the in-loop VAE encode is then skipped). Same clips and captions either way."""
+    from framedit_jax.train.tasks.video import make_dataset  # pylint: disable=g-import-not-at-top
     c = self.data_config
     if config is not None and config.seed != c.seed:
       c = c.copy_and_resolve_references()
       with c.unlocked():
         c.seed = config.seed
-    return pipeline.make_dataset(c, split, process_index=process_index, process_count=process_count)
+    return make_dataset(c, split, process_index=process_index, process_count=process_count)
 
   def host_batch(self, raw, step):
     del step
@@ -155,7 +171,8 @@ class T2VTask(Task):
   def batch_spec(self):
     d = self.config.data
     b = int(d.global_batch_size)
-    video = (b,) + self.latent_shape if self.pixel_space else (
+    latents = self.pixel_space or d.get('use_latents', False)
+    video = (b,) + self.latent_shape if latents else (
         b, int(d.num_frames), int(d.image_size), int(d.image_size), 3)
     return {'video': jax.ShapeDtypeStruct(video, jnp.float32),
             'text': jax.ShapeDtypeStruct((b,) + self.text_shape, jnp.float32),
