@@ -28,7 +28,8 @@ Both start from the same weights: the official trainable tensors are filled with
 tools/parity_official.py and converted into ours with `framedit_jax.convert.official.convert_state_dict`; the
 forward outputs on one (x_t, t) are compared (`fwd_max_abs_diff`) so the two timed models are the same model.
 
-Timing: after compiling ours and one warm-up call of every timed function on both sides, `--rounds` rounds each
+Timing: after compiling ours and `--warmup` untimed rounds (default 1: one call of every timed function on both
+sides; under glibc malloc our step takes ~4 steps to reach its steady time, so issue 29's runs use 4), `--rounds` rounds each
 call ours step, official step, ours forward, official forward once, in that order (load from other processes
 hits both alike); medians are reported. Forward = jitted `model.apply` (ours) and the module under
 `torch.no_grad()` (official), both at t=500.
@@ -68,8 +69,6 @@ import parity_official  # pylint: disable=g-import-not-at-top,wrong-import-posit
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from framedit_jax import host_malloc  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # design -> parity_official CASES entry (official file, class, fixed official kwargs).
 OFFICIAL_CASE = {'local': 'latte', 'g': 'framedit_g', 'h_concat': 'framedit_h_concat',
@@ -300,14 +299,17 @@ def build_pair(src: str, design: str, *, frames: int, latent: int, batch: int, d
   return Pair(design, ours, official, float(np.abs(got - ref).max()), float(np.abs(ref).max()))
 
 
-def time_pair(pair: Pair, rounds: int) -> dict[str, Any]:
-  """One warm-up call of each timed function, then `rounds` interleaved rounds; medians in seconds."""
+def time_pair(pair: Pair, rounds: int, warmup: int = 1) -> dict[str, Any]:
+  """`warmup` untimed rounds of each timed function, then `rounds` interleaved timed rounds; medians in seconds."""
   t0 = time.perf_counter()
   ours_loss0 = pair.ours.step_once()
   ours_first_s = time.perf_counter() - t0
   official_loss0 = pair.official.step_once()
   pair.ours.fwd_once()
   pair.official.fwd_once()
+  for _ in range(warmup - 1):  # XLA's step under glibc malloc takes ~4 steps to settle (benchmarks/README.md)
+    for fn in (pair.ours.step_once, pair.official.step_once, pair.ours.fwd_once, pair.official.fwd_once):
+      fn()
   times = {k: [] for k in ('ours_step_s', 'official_step_s', 'ours_fwd_s', 'official_fwd_s')}
   calls = {'ours_step_s': pair.ours.step_once, 'official_step_s': pair.official.step_once,
            'ours_fwd_s': pair.ours.fwd_once, 'official_fwd_s': pair.official.fwd_once}
@@ -335,7 +337,7 @@ def time_pair(pair: Pair, rounds: int) -> dict[str, Any]:
 
 
 def run_design(src: str, design: str, *, frames: int, latent: int, batch: int, depth: int | None, rounds: int,
-               ours_overrides: list[tuple[str, Any]] = ()) -> dict[str, Any]:
+               warmup: int = 1, ours_overrides: list[tuple[str, Any]] = ()) -> dict[str, Any]:
   """Builds, checks and times one design; returns its JSON record."""
   pair = build_pair(src, design, frames=frames, latent=latent, batch=batch, depth=depth,
                     ours_overrides=ours_overrides)
@@ -347,10 +349,10 @@ def run_design(src: str, design: str, *, frames: int, latent: int, batch: int, d
          'params': int(sum(np.prod(a.shape) for a in jax.tree.leaves(pair.ours.state.params))),
          'official_params': int(sum(p.numel() for p in pair.official.model.parameters() if p.requires_grad)),
          'ours_settings': {k: getattr(m, k) for k in ('scan_blocks', 'remat_policy', 'cpu_kernels')},
-         'glibc_malloc': host_malloc.status(),  # framedit_jax/host_malloc.py (the process, so both sides)
          'ours_compile_s': round(pair.ours.compile_s, 3),
          'fwd_max_abs_diff': pair.fwd_max_abs_diff, 'fwd_max_abs': pair.fwd_max_abs}
-  rec.update(time_pair(pair, rounds))
+  rec['warmup_rounds'] = warmup
+  rec.update(time_pair(pair, rounds, warmup))
   del pair
   gc.collect()
   return rec
@@ -393,6 +395,7 @@ def parse_args(argv=None):
   p.add_argument('--latent', type=int, default=16, help='latent H=W (16 -> N=64 tokens per frame at patch 2)')
   p.add_argument('--threads', type=int, default=2, help='torch threads and CPUs this process is pinned to')
   p.add_argument('--rounds', type=int, default=3, help='interleaved timing rounds')
+  p.add_argument('--warmup', type=int, default=1, help='untimed rounds first (1 = the compile / first call only)')
   p.add_argument('--ours-override', action='append', default=[], metavar='KEY=VALUE',
                  help='config.model field or get_model kwarg for ours, e.g. scan_blocks=True (repeatable)')
   p.add_argument('--out', help='append JSON lines here')
@@ -420,13 +423,13 @@ def main(argv=None, pin_threads: bool = True) -> list[dict[str, Any]]:
   cpus = set_threads(args.threads) if pin_threads else sorted(os.sched_getaffinity(0))
   header = {'bench': 'vs_official', 'header': True, **common.machine_info(), 'torch': torch.__version__,
             'torch_threads': torch.get_num_threads(), 'cpus': cpus, 'threads': args.threads,
-            'rounds': args.rounds, 'official_src': os.path.abspath(args.official_src),
+            'rounds': args.rounds, 'warmup': args.warmup, 'official_src': os.path.abspath(args.official_src),
             'xla_flags': os.environ.get('XLA_FLAGS', ''), 'ld_preload': os.environ.get('LD_PRELOAD', '')}
   common.emit(header, args.out)
   records = []
   for design in args.designs:
     rec = run_design(args.official_src, design, frames=args.frames, latent=args.latent, batch=args.batch,
-                     depth=args.depth, rounds=args.rounds, ours_overrides=args.ours_override)
+                     depth=args.depth, rounds=args.rounds, warmup=args.warmup, ours_overrides=args.ours_override)
     if rec['fwd_max_abs_diff'] > 1e-3 * max(1.0, rec['fwd_max_abs']):
       print(f'# WARNING {design}: forward outputs differ by {rec["fwd_max_abs_diff"]:.2e}; not the same model?',
             flush=True)

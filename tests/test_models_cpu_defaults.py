@@ -89,4 +89,3 @@ def test_the_old_grad_barrier_field_says_it_was_renamed():
   config.model.grad_barrier = 'auto'
   with pytest.raises(ValueError, match='grad_barrier is now config.model.cpu_kernels'):
     experiment.build_model(config, 4, 8)
-

@@ -18,8 +18,6 @@ Why, from the committed runs (`benchmarks/results/`, S size, depth 12, B=2, F=16
   * Accelerators: the scanned stack keeps compile time flat in depth and the policy stores only the weight-matmul
     outputs (less memory than 'none'). No accelerator run is committed yet (`benchmarks/gpu.sh`), so these are
     the previous defaults, unchanged.
-The CPU process also gets a glibc malloc setting, applied when `framedit_jax` is imported (`host_malloc.py`: one
-arena, no mmap, no trim, so a step's freed buffers are reused instead of unmapped and faulted in again).
 The model size does not enter: no committed run shows a size at which the CPU choice flips (depth 4 and 12, the
 demo's width 128 and XL compile time all favour the CPU row). An explicit value always wins.
 """
