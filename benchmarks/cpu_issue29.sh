@@ -20,7 +20,7 @@ lap() { echo "# cpu_issue29: $1 done at ${SECONDS}s" >&2; }
 # 1. ours (default flags) vs official train step, S size, depth 12, B=2, F=16, 16x16 latents, fp32, 2 threads,
 #    5 interleaved rounds (the first timed round of either side is an outlier). ~4 min.
 python benchmarks/vs_official.py --official-src "$official" --designs local,g,h_concat --frames 16 --depth 12 \
-  --batch 2 --latent 16 --threads 2 --rounds 5 --out "$out/vs_official_cpu.jsonl"
+  --batch 2 --latent 16 --threads 2 --warmup 4 --rounds 5 --out "$out/vs_official_cpu.jsonl"
 lap vs_official
 
 # 2. sampling, official sample.py loop vs ours (jitted lax.scan), same weights and noise, Latte-S/2 depth 12,
