@@ -41,7 +41,9 @@ def optim_config(recipe: dict, mutation: str = 'none') -> ml_collections.ConfigD
   if mutation == 'eps_x100':
     o.eps *= 100
   elif mutation == 'weight_decay_on':
-    o.weight_decay = o.weight_decay or 1e-2  # torch AdamW's default, which the official train.py sets to 0
+    # torch AdamW's default 1e-2, which the official train.py sets to 0; a recipe that already decays (the official
+    # T2V script, 1e-4) gets 100x its value, since "on" would change nothing there
+    o.weight_decay = o.weight_decay * 100 if o.weight_decay else 1e-2
   elif mutation == 'ema_decay_0.999':
     o.ema_decay = 0.999
   elif mutation == 'clip_from_step_0':
