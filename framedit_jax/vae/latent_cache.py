@@ -128,6 +128,13 @@ def read_index(directory):
   return index
 
 
+def cached_captions(index):
+  """The caption of every cached video, in video order, or None when any video has none (an uncaptioned
+  dataset, or a cache built before captions were stored)."""
+  videos = index['videos']
+  return [str(v['caption']) for v in videos] if videos and all('caption' in v for v in videos) else None
+
+
 class LatentBatchIterator:
   """Host-local batches of scaled latent clips, a pure function of (seed, step, process_index).
 
@@ -175,7 +182,7 @@ class LatentBatchIterator:
     self._shards = [np.load(os.path.join(self.directory, s), mmap_mode='r') for s in self.index['shards']]
     self._order = clip_recipe.EpochOrder(self.seed, len(self.videos))
     self._step = 0
-    self.captioned = all('caption' in v for v in self.videos)
+    self.captions = cached_captions(self.index)
 
   def __len__(self):
     return len(self.videos)
@@ -245,8 +252,8 @@ class LatentBatchIterator:
     items, captions = [], []
     for q in self.positions(step):
       plan = self._plan(q)
-      if self.captioned:
-        captions.append(self.videos[plan.video]['caption'])
+      if self.captions is not None:
+        captions.append(self.captions[plan.video])
       moments, label, image_labels = self._example(plan)
       mean, logvar = np.split(moments, 2, axis=-1)
       z = distribution.sample_np(mean, logvar, clip_recipe.example_rng(self.seed, 2, q)) if self.sample else mean
@@ -254,7 +261,7 @@ class LatentBatchIterator:
     batch = {'video': np.stack([v for v, _, _ in items]), 'label': np.asarray([l for _, l, _ in items], np.int32)}
     if self.recipe.use_image_num:
       batch['label_image'] = np.stack([li for _, _, li in items]).astype(np.int32)
-    if self.captioned:
+    if self.captions is not None:
       batch['caption'] = np.asarray(captions, dtype=object)
     return batch
 

@@ -122,12 +122,12 @@ class T2VTask(Task):
     if d.get('use_latents', False):
       from framedit_jax.vae import latent_cache  # pylint: disable=g-import-not-at-top
       directory = latent_cache.split_dir(d.latents_dir, d.split)
-      videos = latent_cache.read_index(directory)['videos']
-      if not videos or any('caption' not in v for v in videos):
+      captions = latent_cache.cached_captions(latent_cache.read_index(directory))
+      if captions is None:
         raise ValueError(f'{directory} holds no captions (built before captions were cached, or from an '
                          'uncaptioned dataset): rebuild it with launch/prepare_latents.py from the '
                          'text_video_folder config.')
-      return [str(v['caption']) for v in videos]
+      return captions
     from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
     src = pipeline.ClipSource(pipeline.get_builder(self.data_config), d.split, cache_bytes=0)
     captions = [src.caption(i) for i in range(len(src))]
