@@ -140,17 +140,13 @@ def test_prepare_data_cli_reports_the_built_dataset(tmp_path, raw_videos):
 
 
 def test_prepare_latents_cli_matches_in_process_cache(tmp_path, raw_videos):
-  from framedit_jax.vae import checkpoint as vae_checkpoint
+  import _tiny_vae
   from framedit_jax.vae import load_vae
-  from framedit_jax.vae.autoencoder_kl import AutoencoderKL
   from framedit_jax.vae.cache_builder import build_latent_cache
   arch = dict(block_out_channels=(16, 32), layers_per_block=1, latent_channels=4, norm_num_groups=8)
-  module = AutoencoderKL(**arch)
-  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))['params']
-  rng = np.random.default_rng(0)
-  params = jax.tree.map(lambda s: rng.normal(0, 0.2, s.shape).astype(np.float32), shapes)
+  _, params = _tiny_vae.random_params(arch)
   vae_dir = str(tmp_path / 'vae')
-  vae_checkpoint.save_vae_params(vae_dir, params, dict(arch, in_channels=3, out_channels=3))
+  _tiny_vae.save(vae_dir, params, arch)
   data_dir = str(tmp_path / 'tfds')
   overrides = {'vae.name': 'sd', 'vae.checkpoint': vae_dir, 'data.image_size': 16, 'data.dataset': 'video_folder',
                'data.manual_dir': raw_videos, 'data.latents_dir': str(tmp_path / 'cli')}

@@ -9,22 +9,17 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import _tiny_vae
 from configs import t2v_demo
 from framedit_jax.data.pipeline import ClipSource, get_builder, make_dataset
 from framedit_jax.train.loop import train_and_evaluate
 from framedit_jax.train.tasks.t2v import write_demo_manual_dir
-from framedit_jax.vae import checkpoint as vae_checkpoint
 from framedit_jax.vae import load_vae
-from framedit_jax.vae.autoencoder_kl import AutoencoderKL
 from framedit_jax.vae.cache_builder import build_latent_cache
 from framedit_jax.vae.latent_cache import INDEX_FILE, make_latent_dataset
-
-TINY = dict(block_out_channels=(16, 32, 32), layers_per_block=1, latent_channels=4, norm_num_groups=8)
-
 
 def _config(tmp):
   config = t2v_demo.get_config()
@@ -44,11 +39,8 @@ def _config(tmp):
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory):
   tmp = tmp_path_factory.mktemp('t2v_latents')
-  module = AutoencoderKL(**TINY)
-  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))['params']
-  rng = np.random.default_rng(0)
-  params = jax.tree_util.tree_map(lambda s: rng.normal(0, 0.2, s.shape).astype(np.float32), shapes)
-  vae_checkpoint.save_vae_params(str(tmp / 'vae'), params, dict(TINY, in_channels=3, out_channels=3))
+  _, params = _tiny_vae.random_params()
+  _tiny_vae.save(tmp / 'vae', params)
   config = _config(tmp)
   pixel = config.copy_and_resolve_references()
   pixel.data.manual_dir = write_demo_manual_dir(dict(config.data.demo_captions), str(tmp / 'raw'))

@@ -8,19 +8,17 @@ images; (2) the posterior: standardised samples are N(0, 1); (3) resume and host
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import _tiny_vae
 from configs import demo
 from framedit_jax.data.pipeline import make_dataset
 from framedit_jax.train import experiment
-from framedit_jax.vae.autoencoder_kl import AutoencoderKL
 from framedit_jax.vae.cache_builder import build_latent_cache
 from framedit_jax.vae.latent_cache import make_latent_dataset, read_index
 from framedit_jax.vae.video import VideoVAE
 
-TINY = dict(block_out_channels=(16, 32, 32), layers_per_block=1, latent_channels=4, norm_num_groups=8)
 
 
 def _config(tmp, **data):
@@ -41,10 +39,7 @@ def _config(tmp, **data):
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory):
   tmp = tmp_path_factory.mktemp('latent_cache')
-  module = AutoencoderKL(**TINY)
-  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))['params']
-  rng = np.random.default_rng(0)
-  params = jax.tree_util.tree_map(lambda s: rng.normal(0, 0.2, s.shape).astype(np.float32), shapes)
+  module, params = _tiny_vae.random_params()
   vae = VideoVAE(module, params, scale_factor=0.18215, chunk_size=32)
   index = build_latent_cache(_config(tmp), 'train', vae, shard_frames=300)
   return tmp, vae, index
@@ -126,10 +121,9 @@ def test_periodic_fvd_runs_in_the_loop_on_latents(cache, tmp_path):
   """
   from framedit_jax.eval import fvd as fvd_lib  # pylint: disable=g-import-not-at-top
   from framedit_jax.train import loop  # pylint: disable=g-import-not-at-top
-  from framedit_jax.vae import checkpoint as vae_checkpoint  # pylint: disable=g-import-not-at-top
   tmp, vae, _ = cache
   vae_dir = tmp_path / 'vae'
-  vae_checkpoint.save_vae_params(str(vae_dir), vae.params, dict(TINY, in_channels=3, out_channels=3))
+  _tiny_vae.save(vae_dir, vae.params)
   config = _config(tmp, use_latents=True, num_frames=9, frame_interval=1, use_image_num=0, global_batch_size=2)
   config.vae.name, config.vae.checkpoint = 'sd', str(vae_dir)
   config.model.overrides.hidden_size, config.model.overrides.depth, config.model.overrides.num_heads = 32, 2, 2
