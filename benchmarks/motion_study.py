@@ -1,32 +1,31 @@
-r"""Motion study: does Matrix Attention capture large motion that Local Factorized attention misses?
+r"""Motion study: does Matrix Attention model large motion better than Local Factorized attention?
 
-  python benchmarks/motion_study.py                      # the full study, ~55 min on 2 CPU cores
-  python benchmarks/motion_study.py --smoke              # a few steps of tiny models, < 3 min
-  python benchmarks/motion_study.py --budget-minutes 20 --designs local,g --samples 16
+  python benchmarks/motion_study.py                  # the study: 4 designs x 3 seeds at equal steps, ~60 min on 2 cores
+  python benchmarks/motion_study.py --smoke          # tiny models, a few steps (< 2 min)
+  python benchmarks/motion_study.py --designs h_concat --seeds 0 --lr 3e-3 --out /tmp/trial.jsonl   # one trial
 
 One process, one command:
-  1. builds the `moving_shapes` TFDS dataset if needed (shapes crossing the frame at 1-4 px/frame, bouncing);
-  2. creates the four designs (Local Factorized = Latte, FrameDiT-G, FrameDiT-H concat, Full 3D) with the
-     project's own `Experiment` (configs/motion_study.py: pixel space, width 128, depth 4, patch 4, 32x32,
-     16 frames), compiles each train step ahead of time (compile time is recorded, not charged);
-  3. trains them *interleaved*: rounds of `--chunk` steps per design in turn, on the same batches (one shared
-     Grain iterator), each step timed to completion, so background load hits all designs alike. Two regimes are
-     read off the same runs:
-       - equal wall-clock: each design trains until its summed step time reaches the per-design budget W
-         (`--train-minutes`, default `--train-fraction` x budget / designs); its EMA weights are snapshotted there;
-       - equal steps: N = `--steps`, or by default the step count at which the first (slowest) design reaches W
-         (designs run in lockstep until then), so every design is snapshotted after exactly N steps;
-  4. samples `--samples` videos per design and regime from the EMA snapshots (DDIM-50 by default) and scores
-     them against real clips of the test split (2 x samples clips: half A for the score, half B for the
-     real-vs-real baseline at the same N):
-       - FVD (I3D Kinetics-400 logits, StyleGAN-V protocol features; `framedit_jax.eval.fvd`),
-       - FVMD (PIPs++ tracks; only with `--fvmd_weights`),
-       - MFD, the tracker-free motion Fréchet distance, and mean speed etc. (`benchmarks/motion_stats.py`),
-       - FCD, the per-frame content Fréchet distance (`benchmarks/frame_stats.py`; FID proper needs
-         InceptionV3 weights that cannot be downloaded here);
-  5. appends one JSON line per design x regime (hyperparameters, steps, times, losses, metrics, git commit,
-     machine) after a header line to `--out`, writes a plot (`<out>.png`) and a strip of sample frames
-     (`<out>_samples.png`), and prints a table.
+  1. builds the `moving_shapes/motion2` TFDS dataset if needed: one disc or square on a plain background, 32x32,
+     label 0 = a small-motion clip (0.5-1 px/frame), label 1 = a large-motion clip (3-4 px/frame, bouncing);
+  2. for each seed, creates the four designs (Local Factorized = Latte, FrameDiT-G, FrameDiT-H concat, Full 3D)
+     with the project's own `Experiment` (configs/motion_study.py: class-conditional on the motion class, pixel
+     space, width 128, depth 4, patch 4, 8-frame clips, rectified flow) and trains them *in lockstep* on the same
+     batches (one Grain iterator per seed, rounds of `--chunk` steps per design) for exactly `--steps` steps:
+     the comparison is at equal steps, so machine load changes the recorded step times, not the result;
+  3. samples `--samples` videos per design and motion class from the EMA weights (Euler-50) and scores each class
+     against real clips of that class from the test split (2 x samples clips: half A for the score, half B for
+     the real-vs-real baseline at the same N; the same real clips for every seed):
+       - MFD, the tracker-free motion Fréchet distance (`benchmarks/motion_stats.py`), and the mean speed and
+         incoherent fraction of the samples;
+       - FCD, the per-frame content Fréchet distance (`benchmarks/frame_stats.py`);
+       - FVD only with `--fvd` (I3D needs >= 9 frames: use with `--num-frames 16`);
+  4. appends one JSON line per seed x design x motion class as it finishes (a header line first), then one
+     summary line per design x class (mean and spread over seeds) and the pairwise verdicts; writes a plot
+     (`<out>.png`) and a strip of sample frames (`<out>_samples.png`, seed 0), and prints the tables.
+
+"Learned the motion" means MFD(samples, real) <= 2 x MFD(real, real) on that class. A pair of designs differs
+"beyond the seed spread" when the difference of their mean MFDs exceeds the sum of their seed standard deviations
+(and their seed ranges do not overlap); with 3 seeds that is a coarse test, and the report says so.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import motion_study_report as report  # pylint: disable=g-import-not-at-top,wrong-import-position
-from motion_study_report import LABELS, REGIMES  # pylint: disable=g-import-not-at-top,wrong-import-position
+from motion_study_report import LABELS, SPLITS  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DESIGNS = {
     'local': 'Latte-S/4',
@@ -61,29 +60,24 @@ DEFAULT_OUT = os.path.join(ROOT, 'benchmarks', 'results', 'motion_study_cpu.json
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--designs', default='local,g,h_concat,full3d', help=f'comma list of {", ".join(DESIGNS)}')
-  p.add_argument('--budget-minutes', type=float, default=55.0, help='total budget the training share is cut from')
-  p.add_argument('--train-fraction', type=float, default=0.65,
-                 help='share of the budget spent training (split equally between designs); the rest is '
-                      'compile, sampling and scoring')
-  p.add_argument('--train-minutes', type=float, default=None, help='per-design training budget W (overrides)')
-  p.add_argument('--steps', type=int, default=None,
-                 help='equal-steps N (default: steps of the slowest design in W)')
-  p.add_argument('--chunk', type=int, default=5, help='steps per design per interleaved round')
-  p.add_argument('--samples', type=int, default=32, help='generated videos per design and regime (and real clips '
-                 'per half)')
-  p.add_argument('--sampler', default=None, help="config.sample.sampler (default: the config's 'euler', the "
-                 'rectified-flow sampler; see framedit_jax/diffusion/samplers.py)')
-  p.add_argument('--sample-steps', type=int, default=50)
-  p.add_argument('--batch-size', type=int, default=None, help='training batch (default: config, 8)')
+  p.add_argument('--seeds', default='0,1,2', help='comma list of seeds (model init, data order, sampling noise)')
+  p.add_argument('--steps', type=int, default=None, help='training steps per design (default: the config)')
+  p.add_argument('--chunk', type=int, default=10, help='steps per design per lockstep round')
+  p.add_argument('--samples', type=int, default=32, help='generated videos per design and motion class (and real '
+                 'clips per half)')
+  p.add_argument('--sampler', default=None, help="config.sample.sampler (default: the config's 'euler')")
+  p.add_argument('--sample-steps', type=int, default=None)
+  p.add_argument('--batch-size', type=int, default=None, help='training batch (default: the config)')
   p.add_argument('--lr', type=float, default=None)
-  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--num-frames', type=int, default=None, help='clip length (default: the config, 8)')
+  p.add_argument('--hidden-size', type=int, default=None)
   p.add_argument('--data-dir', default=None, help='TFDS data_dir (default: TFDS default)')
-  p.add_argument('--dataset', default='moving_shapes/s32')
-  p.add_argument('--fvmd_weights', default=None, help='PIPs++ pips2_weights.pth: also report FVMD')
-  p.add_argument('--fvmd-resolution', type=int, default=256)
+  p.add_argument('--dataset', default=None, help='default: the config, moving_shapes/motion2')
+  p.add_argument('--fvd', action='store_true', help='also FVD (I3D Kinetics-400); needs >= 9 frames')
+  p.add_argument('--trial', default='', help='a free-text tag stored in every line (the trial log)')
   p.add_argument('--out', default=DEFAULT_OUT, help='JSON lines (appended); the plot goes next to it')
   p.add_argument('--no-plot', action='store_true')
-  p.add_argument('--smoke', action='store_true', help='tiny models, tiny dataset, a few steps (< 3 min)')
+  p.add_argument('--smoke', action='store_true', help='tiny models, tiny dataset, a few steps')
   return p.parse_args(argv)
 
 
@@ -106,25 +100,29 @@ def machine_info() -> dict:
           'jax': jax.__version__, 'backend': jax.default_backend(), 'loadavg_start': load}
 
 
-def build_config(args, design: str):
+def build_config(args, design: str, seed: int):
   from configs import motion_study  # pylint: disable=g-import-not-at-top
   config = motion_study.get_config()
-  config.seed = args.seed
+  config.seed = seed
   config.model.name = DESIGNS[design]
-  config.data.dataset = args.dataset
   config.data.data_dir = args.data_dir
-  if args.sampler:
-    config.sample.sampler = args.sampler
-  config.sample.num_steps = args.sample_steps
-  if args.batch_size:
-    config.data.global_batch_size = args.batch_size
-  if args.lr:
-    config.optim.lr = args.lr
+  for value, path in ((args.dataset, 'data.dataset'), (args.sampler, 'sample.sampler'),
+                      (args.sample_steps, 'sample.num_steps'), (args.batch_size, 'data.global_batch_size'),
+                      (args.lr, 'optim.lr'), (args.num_frames, 'data.num_frames'), (args.steps, 'train.num_steps'),
+                      (args.hidden_size, 'model.overrides.hidden_size')):
+    if value is not None:
+      group, key = path.split('.', 1)
+      cfg = config[group]
+      for k in key.split('.')[:-1]:
+        cfg = cfg[k]
+      cfg[key.split('.')[-1]] = value
   if args.smoke:
     config.model.overrides.hidden_size = 32
     config.model.overrides.depth = 1
     config.model.overrides.num_heads = 2
     config.data.global_batch_size = 2
+    config.train.num_steps = min(config.train.num_steps, 4)
+    config.sample.num_steps = min(config.sample.num_steps, 3)
   return config
 
 
@@ -146,7 +144,7 @@ class SharedBatches:
 
 
 class Trainee:
-  """One design: its Experiment, AOT-compiled train step, state, timings and EMA snapshots."""
+  """One design at one seed: its Experiment, AOT-compiled train step, state and timings."""
 
   def __init__(self, design, config):
     import jax  # pylint: disable=g-import-not-at-top
@@ -160,7 +158,6 @@ class Trainee:
     self.compiled = None
     self.compile_s = 0.0
     self.step, self.train_s, self.losses, self.step_times = 0, 0.0, [], []
-    self.snapshots = {}
 
   def global_batch(self, host):
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
@@ -190,77 +187,53 @@ class Trainee:
     self.step_times.append(dt)
     return dt
 
-  def snapshot(self, regime: str):
-    import jax  # pylint: disable=g-import-not-at-top
-    self.snapshots[regime] = {'step': self.step, 'train_s': self.train_s,
-                              'ema_params': jax.device_get(self.state.ema_params),
-                              'loss_last': float(np.mean(self.losses[-20:])) if self.losses else None}
 
-
-def train_interleaved(trainees, batches, budget_s: float, steps: int | None, chunk: int, log=print):
-  """Trains all designs in rounds of `chunk` steps (see the module docstring); fills each `snapshots`."""
-  n_target = steps
+def train_lockstep(trainees, batches, steps: int, chunk: int, log=print):
+  """Trains every design for exactly `steps` steps, in rounds of `chunk` steps each, on the same batches."""
   last_log = time.perf_counter()
-
-  def run(tr, max_steps):
-    for _ in range(max_steps):
-      tr.train_one(batches.get(tr.step))
-      if 'time' not in tr.snapshots and tr.train_s >= budget_s:
-        tr.snapshot('time')
-      if n_target is not None and tr.step == n_target and 'steps' not in tr.snapshots:
-        tr.snapshot('steps')
-
-  # phase A: lockstep until the equal-steps snapshot is taken for every design
-  while any('steps' not in t.snapshots for t in trainees):
+  while any(t.step < steps for t in trainees):
     for tr in trainees:
-      if 'steps' in tr.snapshots:
-        continue
-      k = chunk if n_target is None else min(chunk, n_target - tr.step)
-      run(tr, k)
-    if n_target is None and any(t.train_s >= budget_s for t in trainees):
-      n_target = trainees[0].step  # all equal after a full lockstep round
-      for tr in trainees:
-        tr.snapshot('steps')
+      for _ in range(min(chunk, steps - tr.step)):
+        tr.train_one(batches.get(tr.step))
     batches.prune(min(t.step for t in trainees))
-    if time.perf_counter() - last_log > 30:
+    if time.perf_counter() - last_log > 60:
       last_log = time.perf_counter()
-      log('  ' + '  '.join(f'{t.design}: step {t.step} {t.train_s / 60:.1f}/{budget_s / 60:.1f} min '
-                           f'loss {np.mean(t.losses[-chunk:]):.4f}' for t in trainees), flush=True)
-  # phase B: every design continues alone (round-robin) until its own budget is spent
-  while any('time' not in t.snapshots for t in trainees):
-    for tr in trainees:
-      if 'time' not in tr.snapshots:
-        run(tr, chunk)
-    batches.prune(min(t.step for t in trainees if 'time' not in t.snapshots) if any(
-        'time' not in t.snapshots for t in trainees) else 10**12)
-    if time.perf_counter() - last_log > 30:
-      last_log = time.perf_counter()
-      log('  ' + '  '.join(f'{t.design}: step {t.step} {t.train_s / 60:.1f}/{budget_s / 60:.1f} min'
+      log('  ' + '  '.join(f'{t.design}: step {t.step}/{steps} loss {np.mean(t.losses[-chunk:]):.4f}'
                            for t in trainees), flush=True)
-  return n_target
 
 
-def real_clips(config, n: int, seed_offset: int = 7919) -> np.ndarray:
-  """n real 16-frame clips of the test split in [-1, 1] (the pipeline's own clip recipe)."""
+def real_clips_by_class(config, n: int, num_classes: int, seed: int = 7919):
+  """{class: (n, T, H, W, 3)} real clips of the test split in [-1, 1] (the pipeline's own clip recipe)."""
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   c = config.copy_and_resolve_references()
   with c.unlocked():
-    c.seed = config.seed + seed_offset
+    c.seed = seed
     c.data.global_batch_size = 1
   it = pipeline.make_dataset(c, 'test')
-  clips = [np.asarray(next(it)['video'])[0] for _ in range(n)]
+  out = {k: [] for k in range(num_classes)}
+  for _ in range(50 * n * num_classes):
+    if all(len(v) >= n for v in out.values()):
+      break
+    b = next(it)
+    k = int(np.asarray(b['label'])[0])
+    if len(out[k]) < n:
+      out[k].append(np.asarray(b['video'])[0])
   it.close()
-  return np.stack(clips)
+  short = {k: len(v) for k, v in out.items() if len(v) < n}
+  if short:
+    raise ValueError(f'--samples {n // 2}: the test split has too few clips of classes {short}; lower --samples.')
+  return {k: np.stack(v) for k, v in out.items()}
 
 
-def ground_truth_speed(config) -> float:
-  """Mean |velocity| (px/frame at width 32) over all shapes of the test split, from the stored ground truth."""
+def ground_truth_speed(config, label: int) -> float:
+  """Mean |velocity| (px/frame at width 32) of the shapes of the test videos of class `label`."""
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  builder = pipeline.get_builder(config)
-  src = builder.as_data_source('test')
+  src = pipeline.get_builder(config).as_data_source('test')
   speeds = []
   for i in range(len(src)):
     ex = src[i]
+    if int(ex['label']) != label:
+      continue
     v = np.asarray(ex['velocities'])[0, :int(ex['num_shapes'])]
     speeds.extend(np.linalg.norm(v, axis=-1) * 32.0 / np.asarray(ex['video']).shape[2])
   return float(np.mean(speeds))
@@ -269,115 +242,116 @@ def ground_truth_speed(config) -> float:
 def main(argv=None):
   args = parse_args(argv)
   if args.smoke:
-    args.dataset = 'moving_shapes/tiny' if args.dataset == parse_args([]).dataset else args.dataset
+    args.dataset = args.dataset or 'moving_shapes/tiny2'
     args.samples = min(args.samples, 2)
-    args.sample_steps = min(args.sample_steps, 3)
     args.chunk = min(args.chunk, 2)
-    if args.train_minutes is None:
-      args.train_minutes = 0.05
   designs = [d.strip() for d in args.designs.split(',') if d.strip()]
   for d in designs:
     if d not in DESIGNS:
       raise SystemExit(f'--designs: unknown design {d!r}; choose from {", ".join(DESIGNS)}.')
+  seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
   t_start = time.perf_counter()
-  budget_s = 60.0 * (args.train_minutes if args.train_minutes is not None
-                     else args.train_fraction * args.budget_minutes / len(designs))
   import jax  # pylint: disable=g-import-not-at-top
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   from framedit_jax.train import generate as gen  # pylint: disable=g-import-not-at-top
-  header = {'header': True, 'study': 'motion', 'git_commit': common.git_commit(dirty=True), 'machine': machine_info(),
-            'args': vars(args), 'designs': {d: DESIGNS[d] for d in designs}, 'train_budget_s_per_design': budget_s,
-            'time': time.strftime('%Y-%m-%dT%H:%M:%S')}
-  print(f'motion study: designs {designs}, W = {budget_s / 60:.2f} min of step time per design, '
-        f'{"N = " + str(args.steps) if args.steps else "N = steps of the slowest design in W"}', flush=True)
+  base = build_config(args, designs[0], seeds[0])
+  steps = int(base.train.num_steps)
+  num_classes = int(base.model.num_classes)
+  if num_classes != len(SPLITS):
+    raise SystemExit(f'configs/motion_study.py: model.num_classes must be {len(SPLITS)} (one per motion split).')
+  if args.fvd and base.data.num_frames < 9:
+    raise SystemExit(f'--fvd: I3D needs >= 9 frames, the clips have {base.data.num_frames}; add --num-frames 16.')
+  header = {'header': True, 'study': 'motion2', 'git_commit': common.git_commit(dirty=True),
+            'machine': machine_info(), 'args': vars(args), 'designs': {d: DESIGNS[d] for d in designs},
+            'seeds': seeds, 'steps': steps, 'trial': args.trial, 'time': time.strftime('%Y-%m-%dT%H:%M:%S')}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  out_f = open(args.out, 'a')  # pylint: disable=consider-using-with
+  write = lambda r: (out_f.write(json.dumps(r) + '\n'), out_f.flush())
+  write(header)
+  print(f'motion study: designs {designs}, seeds {seeds}, {steps} steps each', flush=True)
 
-  configs = {d: build_config(args, d) for d in designs}
-  base = configs[designs[0]]
   t0 = time.perf_counter()
   builder = pipeline.get_builder(base)
-  print(f'dataset {args.dataset}: {dict((k, v.num_examples) for k, v in builder.info.splits.items())} '
+  print(f'dataset {base.data.dataset}: {dict((k, v.num_examples) for k, v in builder.info.splits.items())} '
         f'({time.perf_counter() - t0:.1f} s) in {builder.data_dir}', flush=True)
+  real = real_clips_by_class(base, 2 * args.samples, num_classes)
+  scorers = {k: report.Scorer(real[k], fvd_extractor() if args.fvd else None) for k in range(num_classes)}
+  baselines = {k: scorers[k].baseline() for k in range(num_classes)}
+  gt_speed = {k: ground_truth_speed(base, k) for k in range(num_classes)}
+  for k, split in enumerate(SPLITS):
+    print(f'real {split:5s}: {json.dumps({n: round(v, 3) for n, v in baselines[k].items()})}; mean speed (block '
+          f'matching) {scorers[k].motion_real["mean_speed"]:.2f}, ground truth {gt_speed[k]:.2f} px/frame', flush=True)
 
-  batches = SharedBatches(pipeline.make_dataset(base, 'train'))
-  trainees = []
-  for d in designs:
-    tr = Trainee(d, configs[d])
-    tr.compile(batches.get(0))
-    print(f'{d:9s} {configs[d].model.name}: {tr.params / 1e6:.2f}M params, compiled in {tr.compile_s:.1f} s',
-          flush=True)
-    trainees.append(tr)
-  t0 = time.perf_counter()
-  n_steps = train_interleaved(trainees, batches, budget_s, args.steps, args.chunk)
-  train_wall = time.perf_counter() - t0
-  batches.it.close()
-  print(f'trained in {train_wall / 60:.1f} min wall; equal steps N = {n_steps}', flush=True)
-  for tr in trainees:
-    print(f'  {tr.design:9s} median step {np.median(tr.step_times) * 1e3:.0f} ms; steps: '
-          + ', '.join(f'{r} {tr.snapshots[r]["step"]}' for r in REGIMES), flush=True)
+  rows, strips = [], {f'real/{s}': real[k][:1] for k, s in enumerate(SPLITS)}
+  for seed in seeds:
+    configs = {d: build_config(args, d, seed) for d in designs}
+    batches = SharedBatches(pipeline.make_dataset(configs[designs[0]], 'train'))
+    trainees = []
+    for d in designs:
+      tr = Trainee(d, configs[d])
+      tr.compile(batches.get(0))
+      print(f'seed {seed} {d:9s} {configs[d].model.name}: {tr.params / 1e6:.2f}M params, compiled in '
+            f'{tr.compile_s:.1f} s', flush=True)
+      trainees.append(tr)
+    t0 = time.perf_counter()
+    train_lockstep(trainees, batches, steps, args.chunk)
+    batches.it.close()
+    print(f'seed {seed}: trained in {(time.perf_counter() - t0) / 60:.1f} min wall; median step ms: '
+          + ', '.join(f'{t.design} {np.median(t.step_times) * 1e3:.0f}' for t in trainees), flush=True)
+    for tr in trainees:
+      ema = jax.device_get(tr.state.ema_params)
+      for k, split in enumerate(SPLITS):
+        t0 = time.perf_counter()
+        key = jax.random.fold_in(jax.random.PRNGKey(seed + 1), k)
+        n = args.samples
+        videos = np.concatenate([tr.exp.generate(ema, jax.random.fold_in(key, i), min(16, n - i),
+                                                 np.full((min(16, n - i),), k, np.int32))
+                                 for i in range(0, n, 16)])
+        sample_s = time.perf_counter() - t0
+        metrics = scorers[k].score(videos)
+        if seed == seeds[0]:
+          strips[f'{tr.design}/{split}'] = videos[:1]
+        row = {'design': tr.design, 'label': LABELS[tr.design], 'model': tr.config.model.name, 'seed': seed,
+               'split': split, 'class': k, 'steps': tr.step, 'train_s': tr.train_s,
+               'median_step_s': float(np.median(tr.step_times)), 'compile_s': tr.compile_s, 'params': tr.params,
+               'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last100': float(np.mean(tr.losses[-100:])),
+               'num_samples': len(videos), 'num_real_per_half': len(scorers[k].real_a),
+               'sampler': gen.sampler_name(tr.config), 'objective': tr.config.diffusion.objective,
+               'lr': tr.config.optim.lr, 'sample_s': sample_s,
+               'real_mean_speed': scorers[k].motion_real['mean_speed'], 'gt_mean_speed': gt_speed[k],
+               'real_incoherent_fraction': scorers[k].motion_real['incoherent_fraction'],
+               **baselines[k], **metrics, 'mfd_ratio': metrics['mfd'] / baselines[k]['mfd_real_vs_real'],
+               'hparams': {'hidden_size': tr.config.model.overrides.hidden_size,
+                           'depth': tr.config.model.overrides.depth, 'num_heads': tr.config.model.overrides.num_heads,
+                           'image_size': tr.config.data.image_size, 'num_frames': tr.config.data.num_frames,
+                           'batch_size': tr.config.data.global_batch_size, 'lr': tr.config.optim.lr,
+                           'ema_decay': tr.config.optim.ema_decay, 'rf_shift': tr.config.diffusion.rf_shift,
+                           'dataset': tr.config.data.dataset},
+               'trial': args.trial, 'git_commit': header['git_commit']}
+        rows.append(row)
+        write(row)
+        print(f'seed {seed} {tr.design:9s} {split:5s}: MFD {metrics["mfd"]:7.3f} ({row["mfd_ratio"]:.2f}x real vs '
+              f'real)  FCD {metrics["fcd"]:7.3f}  speed {metrics["mean_speed_samples"]:.2f}  incoherent '
+              f'{metrics["incoherent_fraction_samples"]:.2f}  (sampled {sample_s:.0f} s)', flush=True)
 
-  t0 = time.perf_counter()
-  real = real_clips(base, 2 * args.samples)
-  scorer = report.Scorer(real, fvd_extractor(), args.fvmd_weights, args.fvmd_resolution)
-  baseline = scorer.baseline()
-  gt_speed = ground_truth_speed(base)
-  print(f'real clips scored in {time.perf_counter() - t0:.1f} s: {json.dumps({k: round(v, 3) for k, v in baseline.items()})}; '
-        f'real mean speed (block matching) {scorer.motion_real["mean_speed"]:.2f}, ground truth {gt_speed:.2f} px/frame',
-        flush=True)
-
-  rows, strips = [], {'real': real[:2]}
-  for tr in trainees:
-    for regime in REGIMES:
-      snap = tr.snapshots[regime]
-      t0 = time.perf_counter()
-      key = jax.random.PRNGKey(args.seed + 1)
-      videos = np.concatenate([tr.exp.generate(snap['ema_params'], jax.random.fold_in(key, i), min(8, args.samples - i))
-                               for i in range(0, args.samples, 8)])
-      sample_s = time.perf_counter() - t0
-      t0 = time.perf_counter()
-      metrics = scorer.score(videos)
-      score_s = time.perf_counter() - t0
-      strips[f'{tr.design}/{regime}'] = videos[:2]
-      times = np.asarray(tr.step_times[:snap['step']])
-      row = {'design': tr.design, 'label': LABELS[tr.design], 'model': tr.config.model.name, 'regime': regime,
-             'steps': snap['step'], 'train_s': snap['train_s'], 'budget_s': budget_s, 'equal_steps_n': n_steps,
-             'median_step_s': float(np.median(times)), 'compile_s': tr.compile_s, 'params': tr.params,
-             'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last20': snap['loss_last'],
-             'num_samples': len(videos), 'num_real_per_half': len(scorer.real_a),
-             'sampler': gen.sampler_name(tr.config),
-             'objective': tr.config.diffusion.objective, 'lr': tr.config.optim.lr, 'sample_s': sample_s, 'score_s': score_s,
-             'real_mean_speed': scorer.motion_real['mean_speed'], 'gt_mean_speed': gt_speed,
-             'real_moving_fraction': scorer.motion_real['moving_fraction'],
-             'real_incoherent_fraction': scorer.motion_real['incoherent_fraction'],
-             **baseline, **metrics,
-             'hparams': {'hidden_size': tr.config.model.overrides.hidden_size, 'depth': tr.config.model.overrides.depth,
-                         'num_heads': tr.config.model.overrides.num_heads, 'patch_size': 4,
-                         'image_size': tr.config.data.image_size, 'num_frames': tr.config.data.num_frames,
-                         'batch_size': tr.config.data.global_batch_size, 'lr': tr.config.optim.lr,
-                         'ema_decay': tr.config.optim.ema_decay, 'dataset': args.dataset},
-             'git_commit': header['git_commit']}
-      rows.append(row)
-      print(f'{tr.design:9s} {regime:5s} step {snap["step"]:5d}: FVD {metrics["fvd"]:8.1f}  MFD {metrics["mfd"]:7.3f}  '
-            f'FCD {metrics["fcd"]:7.3f}  speed {metrics["mean_speed_samples"]:.2f}  '
-            f'(sampled {sample_s:.0f} s, scored {score_s:.0f} s)', flush=True)
-
-  header['total_s'] = time.perf_counter() - t_start
-  header['loadavg_end'] = os.getloadavg() if hasattr(os, 'getloadavg') else None
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, 'a') as f:
-    for r in [header] + rows:
-      f.write(json.dumps(r) + '\n')
+  summary = report.summarize(rows)
+  for r in summary:
+    write(r)
+  header_end = {'footer': True, 'total_s': time.perf_counter() - t_start,
+                'loadavg_end': os.getloadavg() if hasattr(os, 'getloadavg') else None}
+  write(header_end)
+  out_f.close()
   stem = os.path.splitext(args.out)[0]
   written = [args.out]
   if not args.no_plot:
-    if report.plot(rows, baseline, scorer.motion_real, stem + '.png'):
+    if report.plot(summary, baselines, stem + '.png'):
       written.append(stem + '.png')
-    strip = np.concatenate(list(strips.values()))
-    gen.write_png(stem + '_samples.png', gen.frame_strip(strip))
+    gen.write_png(stem + '_samples.png', gen.frame_strip(np.concatenate(list(strips.values()))))
     written.append(stem + '_samples.png')
-  report.print_table(rows, baseline, scorer.motion_real, gt_speed)
-  print(f'total {header["total_s"] / 60:.1f} min; wrote {", ".join(written)}', flush=True)
-  return rows
-
+    print('sample strip rows: ' + ', '.join(strips), flush=True)
+  report.print_tables(summary, baselines, scorers, gt_speed)
+  print(f'total {header_end["total_s"] / 60:.1f} min; wrote {", ".join(written)}', flush=True)
+  return rows, summary
 
 
 if __name__ == '__main__':

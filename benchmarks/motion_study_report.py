@@ -1,9 +1,12 @@
-"""Scoring and reporting of the motion study (benchmarks/motion_study.py): the Scorer, the plot and the table.
+"""Scoring and reporting of the motion study (benchmarks/motion_study.py): the Scorer, the seed summary, the
+pairwise verdicts, the plot and the tables.
 
 Not a library module: motion_study.py imports it from this folder (after putting the repository on sys.path).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -11,19 +14,20 @@ from framedit_jax.eval.frechet import frechet_distance_of_features as frechet
 
 LABELS = {'local': 'Local Factorized (Latte)', 'g': 'FrameDiT-G', 'h_concat': 'FrameDiT-H concat',
           'full3d': 'Full 3D (DiT3D)'}
-REGIMES = ('steps', 'time')
+SPLITS = ('small', 'large')  # motion class 0 (0.5-1 px/frame) and 1 (3-4 px/frame) of moving_shapes/motion2
+LEARNED = 2.0  # "learned the motion": MFD(samples, real) <= LEARNED x MFD(real, real)
+METRICS = ('mfd', 'mfd_ratio', 'fcd', 'mean_speed_samples', 'incoherent_fraction_samples', 'fvd')
 
 
 class Scorer:
-  """Features of the real halves A and B once; then every sample set is scored against A."""
+  """Features of the real halves A and B once; then every sample set is scored against A.
 
-  def __init__(self, real, extractor, fvmd_weights=None, fvmd_resolution=256):
+  extractor: the I3D feature function for FVD, or None to skip FVD.
+  """
+
+  def __init__(self, real, extractor=None):
     import motion_stats  # pylint: disable=g-import-not-at-top  (benchmarks/motion_stats.py)
     self.i3d = extractor
-    self.motion_ex = None
-    if fvmd_weights:
-      from framedit_jax.eval import motion_extractor  # pylint: disable=g-import-not-at-top
-      self.motion_ex = motion_extractor.MotionFeatureExtractor(fvmd_weights, resolution=fvmd_resolution)
     n = len(real) // 2
     self.real_a, self.real_b = real[:n], real[n:2 * n]
     self.feats = {'a': self.features(self.real_a), 'b': self.features(self.real_b)}
@@ -32,35 +36,63 @@ class Scorer:
   def features(self, clips) -> dict:
     import frame_stats  # pylint: disable=g-import-not-at-top  (benchmarks/frame_stats.py)
     import motion_stats  # pylint: disable=g-import-not-at-top
-    from framedit_jax.eval import resize  # pylint: disable=g-import-not-at-top
-    out = {'i3d': np.asarray(self.i3d(clips), np.float64), 'motion': motion_stats.features(clips),
-           'frame': frame_stats.frame_features(clips)}
-    if self.motion_ex is not None:
-      u8 = np.round((np.clip(clips, -1, 1) + 1) * 127.5).astype(np.uint8)
-      out['fvmd'] = np.concatenate([self.motion_ex(np.stack([resize.square_frames(c[:16], self.motion_ex.resolution)
-                                                             for c in u8[i:i + 4]])) for i in range(0, len(u8), 4)])
+    out = {'motion': motion_stats.features(clips), 'frame': frame_stats.frame_features(clips)}
+    if self.i3d is not None:
+      out['i3d'] = np.asarray(self.i3d(clips), np.float64)
     return out
 
   def baseline(self) -> dict:
     a, b = self.feats['a'], self.feats['b']
-    res = {'fvd_real_vs_real': frechet(a['i3d'], b['i3d']), 'mfd_real_vs_real': frechet(a['motion'], b['motion']),
-           'fcd_real_vs_real': frechet(a['frame'], b['frame'])}
-    if 'fvmd' in a:
-      res['fvmd_real_vs_real'] = frechet(a['fvmd'], b['fvmd'])
+    res = {'mfd_real_vs_real': frechet(a['motion'], b['motion']), 'fcd_real_vs_real': frechet(a['frame'], b['frame'])}
+    if 'i3d' in a:
+      res['fvd_real_vs_real'] = frechet(a['i3d'], b['i3d'])
     return res
 
   def score(self, fake) -> dict:
     import motion_stats  # pylint: disable=g-import-not-at-top
     f, a = self.features(fake), self.feats['a']
-    res = {'fvd': frechet(f['i3d'], a['i3d']), 'mfd': frechet(f['motion'], a['motion']),
-           'fcd': frechet(f['frame'], a['frame'])}
-    if 'fvmd' in f:
-      res['fvmd'] = frechet(f['fvmd'], a['fvmd'])
+    res = {'mfd': frechet(f['motion'], a['motion']), 'fcd': frechet(f['frame'], a['frame'])}
+    if 'i3d' in f:
+      res['fvd'] = frechet(f['i3d'], a['i3d'])
     res.update({f'{k}_samples': v for k, v in motion_stats.summary(f['motion']).items()})
     return res
 
 
-def plot(rows, baseline, real_motion, path):
+def summarize(rows) -> list[dict]:
+  """Per design x split: mean, std (ddof 1), min, max over seeds of each metric; then per split and pair of
+  designs the difference of mean MFD and whether it exceeds the seed spread (module docstring of motion_study)."""
+  out = []
+  designs = list(dict.fromkeys(r['design'] for r in rows))
+  for split in SPLITS:
+    stats = {}
+    for d in designs:
+      rs = [r for r in rows if r['design'] == d and r['split'] == split]
+      if not rs:
+        continue
+      s = {'summary': True, 'design': d, 'label': LABELS[d], 'split': split, 'seeds': [r['seed'] for r in rs],
+           'steps': rs[0]['steps'], 'median_step_s': float(np.median([r['median_step_s'] for r in rs])),
+           'mfd_real_vs_real': rs[0]['mfd_real_vs_real']}
+      for m in METRICS:
+        v = np.asarray([r[m] for r in rs if m in r], np.float64)
+        if v.size:
+          s[m] = {'mean': float(v.mean()), 'std': float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                  'min': float(v.min()), 'max': float(v.max()), 'values': v.tolist()}
+      s['learned'] = bool(s['mfd']['mean'] <= LEARNED * s['mfd_real_vs_real'])
+      s['learned_seeds'] = int(sum(r['mfd'] <= LEARNED * r['mfd_real_vs_real'] for r in rs))
+      stats[d] = s
+      out.append(s)
+    for a, b in itertools.combinations(stats, 2):
+      ma, mb = stats[a]['mfd'], stats[b]['mfd']
+      diff = ma['mean'] - mb['mean']
+      spread = ma['std'] + mb['std']
+      disjoint = ma['max'] < mb['min'] or mb['max'] < ma['min']
+      out.append({'pair': True, 'split': split, 'a': a, 'b': b, 'mfd_diff': diff, 'seed_spread': spread,
+                  'ranges_disjoint': bool(disjoint), 'exceeds_spread': bool(abs(diff) > spread and disjoint),
+                  'better': (a if diff < 0 else b) if abs(diff) > spread and disjoint else None})
+  return out
+
+
+def plot(summary, baselines, path):
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use('Agg')
@@ -68,46 +100,52 @@ def plot(rows, baseline, real_motion, path):
   except ImportError:
     print('(no plot: matplotlib is not installed; pip install -e .[bench])')
     return None
-  metrics = [('fvd', 'FVD (I3D) ↓'), ('mfd', 'motion FD (block matching) ↓'), ('fcd', 'per-frame content FD ↓'),
-             ('mean_speed_samples', 'mean speed, px/frame')]
-  if any('fvmd' in r for r in rows):
-    metrics.insert(1, ('fvmd', 'FVMD (PIPs++) ↓'))
-  designs = list(dict.fromkeys(r['design'] for r in rows))
-  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
-  width = 0.38
-  for ax, (key, title) in zip(axes, metrics):
-    for j, regime in enumerate(REGIMES):
-      vals = [next((r[key] for r in rows if r['design'] == d and r['regime'] == regime), np.nan) for d in designs]
-      ax.bar(np.arange(len(designs)) + (j - 0.5) * width, vals, width,
-             label='equal steps' if regime == 'steps' else 'equal wall-clock')
-    ref = real_motion.get('mean_speed') if key == 'mean_speed_samples' else baseline.get(f'{key}_real_vs_real')
-    if ref is not None:
-      ax.axhline(ref, color='k', ls='--', lw=1, label='real' if key == 'mean_speed_samples' else 'real vs real')
+  stats = [s for s in summary if s.get('summary')]
+  designs = list(dict.fromkeys(s['design'] for s in stats))
+  fig, axes = plt.subplots(1, 2 * len(SPLITS), figsize=(4.0 * 2 * len(SPLITS), 3.6))
+  panels = [(k, split, m) for k, split in enumerate(SPLITS) for m in ('mfd', 'mean_speed_samples')]
+  for ax, (k, split, m) in zip(axes, panels):
+    for j, d in enumerate(designs):
+      s = next((s for s in stats if s['design'] == d and s['split'] == split), None)
+      if s is None:
+        continue
+      ax.bar(j, s[m]['mean'], 0.6, yerr=s[m]['std'], capsize=3, color=f'C{j}')
+      ax.plot(np.full(len(s[m]['values']), j), s[m]['values'], 'k.', ms=4)
+    if m == 'mfd':
+      base = baselines[k]['mfd_real_vs_real']
+      ax.axhline(base, color='k', ls='--', lw=1, label='real vs real')
+      ax.axhline(LEARNED * base, color='k', ls=':', lw=1, label=f'{LEARNED:g}x real vs real')
+      ax.set_yscale('log')
+      ax.legend(fontsize=7)
     ax.set_xticks(np.arange(len(designs)))
     ax.set_xticklabels([LABELS[d].replace(' (', '\n(') for d in designs], fontsize=7)
-    ax.set_title(title, fontsize=9)
-  axes[0].legend(fontsize=7)
+    ax.set_title(f'{split} motion: ' + ('MFD (mean ± std over seeds) ↓' if m == 'mfd' else 'mean speed, px/frame'),
+                 fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
 
 
-def print_table(rows, baseline, real_motion, gt_speed):
-  has_fvmd = any('fvmd' in r for r in rows)
-  cols = ['design', 'regime', 'steps', 'train min', 'loss', 'FVD'] + (['FVMD'] if has_fvmd else []) + [
-      'MFD', 'FCD', 'speed', 'incoherent']
-  print('\n| ' + ' | '.join(cols) + ' |')
-  print('|' + '---|' * len(cols))
-  for r in rows:
-    vals = [r['label'], 'equal steps' if r['regime'] == 'steps' else 'equal time', str(r['steps']),
-            f'{r["train_s"] / 60:.1f}', f'{r["loss_last20"]:.4f}', f'{r["fvd"]:.1f}'] + (
-                [f'{r["fvmd"]:.1f}'] if has_fvmd else []) + [
-                    f'{r["mfd"]:.3f}', f'{r["fcd"]:.3f}', f'{r["mean_speed_samples"]:.2f}',
-                    f'{r["incoherent_fraction_samples"]:.2f}']
-    print('| ' + ' | '.join(vals) + ' |')
-  base = ['real vs real', '', '', '', '', f'{baseline["fvd_real_vs_real"]:.1f}'] + (
-      [f'{baseline["fvmd_real_vs_real"]:.1f}'] if has_fvmd else []) + [
-          f'{baseline["mfd_real_vs_real"]:.3f}', f'{baseline["fcd_real_vs_real"]:.3f}',
-          f'{real_motion["mean_speed"]:.2f} (GT {gt_speed:.2f})', f'{real_motion["incoherent_fraction"]:.2f}']
-  print('| ' + ' | '.join(base) + ' |\n')
+def print_tables(summary, baselines, scorers, gt_speed):
+  stats = [s for s in summary if s.get('summary')]
+  pairs = [s for s in summary if s.get('pair')]
+  print('\n| split | design | steps | MFD mean ± std (seeds) | / real vs real | learned (seeds) | FCD | speed | '
+        'incoherent |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  for k, split in enumerate(SPLITS):
+    for s in (s for s in stats if s['split'] == split):
+      print(f'| {split} | {s["label"]} | {s["steps"]} | {s["mfd"]["mean"]:.3f} ± {s["mfd"]["std"]:.3f} | '
+            f'{s["mfd_ratio"]["mean"]:.2f} | {s["learned_seeds"]}/{len(s["seeds"])} | {s["fcd"]["mean"]:.3f} | '
+            f'{s["mean_speed_samples"]["mean"]:.2f} | {s["incoherent_fraction_samples"]["mean"]:.2f} |')
+    m = scorers[k].motion_real
+    print(f'| {split} | real vs real | | {baselines[k]["mfd_real_vs_real"]:.3f} | 1.00 | | '
+          f'{baselines[k]["fcd_real_vs_real"]:.3f} | {m["mean_speed"]:.2f} (GT {gt_speed[k]:.2f}) | '
+          f'{m["incoherent_fraction"]:.2f} |')
+  print('\n| split | pair | MFD diff (a - b) | seed spread (std a + std b) | beyond the spread? |')
+  print('|---|---|---|---|---|')
+  for p in pairs:
+    verdict = f'yes: {LABELS[p["better"]]} better' if p['exceeds_spread'] else 'no'
+    print(f'| {p["split"]} | {LABELS[p["a"]]} vs {LABELS[p["b"]]} | {p["mfd_diff"]:+.3f} | {p["seed_spread"]:.3f} | '
+          f'{verdict} |')
+  print()

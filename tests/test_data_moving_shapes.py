@@ -7,7 +7,8 @@ import pytest
 from framedit_jax.data import pipeline
 from framedit_jax.data.builders import moving_shapes as ms
 
-CFG = ms.MovingShapes.BUILDER_CONFIGS[0]  # s32
+CONFIGS = {c.name: c for c in ms.MovingShapes.BUILDER_CONFIGS}
+CFG = CONFIGS['s32']
 
 
 def test_deterministic_and_seed_dependent():
@@ -61,7 +62,7 @@ def test_built_dataset_through_the_pipeline(tmp_path):
   builder = pipeline.get_builder(config)
   assert builder.info.splits['train'].num_examples == 16 and builder.info.splits['test'].num_examples == 8
   ex = builder.as_data_source('train')[3]
-  tiny = ms.MovingShapes.BUILDER_CONFIGS[2]
+  tiny = CONFIGS['tiny']
   _, frames, centers, _ = ms.make_video(tiny, 'train', 3)
   video = np.asarray(ex['video'])
   assert video.shape == frames.shape and int(ex['label']) == 0
@@ -89,3 +90,20 @@ def test_built_dataset_through_the_pipeline(tmp_path):
   assert checked >= 2
   batch = next(iter(pipeline.make_dataset(config, 'train')))
   assert batch['video'].shape == (2, 16, 32, 32, 3) and batch['video'].min() >= -1 and batch['video'].max() <= 1
+
+
+def test_motion2_speed_classes_labels_and_single_shape():
+  cfg = CONFIGS['motion2']
+  for i in range(12):
+    spec, frames, centers, vels = ms.make_video(cfg, 'train', i)
+    label = ms.speed_class(cfg, i)
+    assert label == i % 2 and len(spec.kinds) == 1
+    lo, hi = cfg.speed_classes[label]
+    speed = np.linalg.norm(vels, axis=-1)
+    assert np.all((speed >= lo) & (speed <= hi)), (i, speed[0])
+    np.testing.assert_array_equal(spec.background[0], spec.background[1])  # plain
+    # the speed class is what the frames show: mean |step| of the centre (no bounce in most frames)
+    step = np.linalg.norm(centers[1:] - centers[:-1], axis=-1)
+    assert lo - 1e-6 <= np.median(step) <= hi + 1e-6
+  with pytest.raises(ValueError, match='max_shapes'):
+    ms.video_spec(ms.example_rng(0, 'train', 0), max_shapes=4)

@@ -106,35 +106,47 @@ def _load_study():
   return mod
 
 
-def test_smoke_run_writes_complete_json_lines(tmp_path, monkeypatch):
+def test_smoke_run_writes_complete_json_lines(tmp_path):
   study = _load_study()
-  proj = np.random.default_rng(0).normal(size=(16 * 4 * 4 * 3, 16))
-
-  def cheap_extractor():  # stands in for I3D: a fixed random projection of 4x4-pooled clips
-    def ex(videos):
-      v = np.asarray(videos, np.float64)
-      b, t, h, w, c = v.shape
-      pooled = v[:, :16].reshape(b, 16, 4, h // 4, 4, w // 4, c).mean(axis=(3, 5))
-      return pooled.reshape(b, -1) @ proj
-    return ex
-
-  monkeypatch.setattr(study, 'fvd_extractor', cheap_extractor)
   out = tmp_path / 'ms.jsonl'
-  rows = study.main(['--smoke', '--designs', 'local,full3d', '--train-minutes', '0.02', '--data-dir',
-                     str(tmp_path / 'tfds'), '--out', str(out)])
+  rows, summary = study.main(['--smoke', '--designs', 'local,full3d', '--seeds', '0,1', '--data-dir',
+                              str(tmp_path / 'tfds'), '--out', str(out)])
   lines = [json.loads(l) for l in out.read_text().splitlines()]
   assert lines[0]['header'] and lines[0]['git_commit'] is not None and lines[0]['machine']['cpu_count']
-  assert len(lines) == 1 + 2 * 2 and len(rows) == 4
-  assert {(r['design'], r['regime']) for r in lines[1:]} == {(d, g) for d in ('local', 'full3d')
-                                                             for g in ('steps', 'time')}
-  n = lines[1]['equal_steps_n']
-  for r in lines[1:]:
-    for k in ('fvd', 'fvd_real_vs_real', 'mfd', 'mfd_real_vs_real', 'fcd', 'fcd_real_vs_real', 'mean_speed_samples',
-              'real_mean_speed', 'gt_mean_speed', 'train_s', 'median_step_s', 'loss_last20', 'sample_s'):
+  per_run = [l for l in lines if 'seed' in l and not l.get('summary')]
+  assert len(per_run) == 2 * 2 * 2 == len(rows)  # designs x seeds x motion splits
+  assert {(r['design'], r['seed'], r['split']) for r in per_run} == {
+      (d, s, p) for d in ('local', 'full3d') for s in (0, 1) for p in ('small', 'large')}
+  for r in per_run:
+    for k in ('mfd', 'mfd_real_vs_real', 'mfd_ratio', 'fcd', 'fcd_real_vs_real', 'mean_speed_samples',
+              'real_mean_speed', 'gt_mean_speed', 'train_s', 'median_step_s', 'loss_last100', 'sample_s'):
       assert np.isfinite(r[k]), k
-    assert r['steps'] > 0 and r['hparams']['num_frames'] == 16
-    if r['regime'] == 'steps':
-      assert r['steps'] == n
-    else:  # equal wall-clock: every design used (just over) the same budget of step time
-      assert r['train_s'] >= r['budget_s'] and r['train_s'] < r['budget_s'] + 3 * r['median_step_s'] + 0.5
+    assert r['steps'] == 4 and r['hparams']['num_frames'] == 8 and r['num_samples'] == 2
+    assert r['mfd_ratio'] == pytest.approx(r['mfd'] / r['mfd_real_vs_real'])
+  # the two splits are scored against their own real clips: the ground-truth speeds are the two classes'
+  gt = {r['split']: r['gt_mean_speed'] for r in per_run}
+  assert 0.5 <= gt['small'] <= 1.0 and 3.0 <= gt['large'] <= 4.0
+  stats = [l for l in lines if l.get('summary')]
+  assert len(stats) == 2 * 2 and all(len(s['mfd']['values']) == 2 for s in stats)
+  local_small = [r['mfd'] for r in per_run if r['design'] == 'local' and r['split'] == 'small']
+  s = next(s for s in stats if s['design'] == 'local' and s['split'] == 'small')
+  assert s['mfd']['mean'] == pytest.approx(np.mean(local_small)) and s['mfd']['std'] == pytest.approx(
+      np.std(local_small, ddof=1))
+  assert len([l for l in lines if l.get('pair')]) == 2 and lines[-1]['footer']
   assert (tmp_path / 'ms.png').exists() and (tmp_path / 'ms_samples.png').exists()
+
+
+def test_pairwise_verdict_needs_the_difference_beyond_the_seed_spread():
+  from benchmarks import motion_study_report as report  # pylint: disable=g-import-not-at-top
+
+  def rows(design, mfds):
+    return [{'design': design, 'split': 'large', 'seed': i, 'steps': 10, 'median_step_s': 0.1, 'mfd': m,
+             'mfd_real_vs_real': 1.0, 'mfd_ratio': m} for i, m in enumerate(mfds)]
+
+  out = report.summarize(rows('local', [5.0, 5.5, 6.0]) + rows('g', [1.0, 1.2, 1.4]) + rows('full3d', [4.0, 6.0, 8.0]))
+  pairs = {(p['a'], p['b']): p for p in out if p.get('pair')}
+  assert pairs[('local', 'g')]['exceeds_spread'] and pairs[('local', 'g')]['better'] == 'g'
+  assert pairs[('local', 'g')]['mfd_diff'] == pytest.approx(5.5 - 1.2)
+  assert not pairs[('local', 'full3d')]['exceeds_spread'] and pairs[('local', 'full3d')]['better'] is None
+  learned = {s['design']: (s['learned'], s['learned_seeds']) for s in out if s.get('summary')}
+  assert learned == {'local': (False, 0), 'g': (True, 3), 'full3d': (False, 0)}

@@ -41,7 +41,7 @@ class Rule(NamedTuple):
 
 DATASET_RULES = {
     'sample_videos': Rule('s64', 'crop_resize', True, False, 'stride'),
-    'moving_shapes': Rule('s32', 'crop_resize', False, False, 'stride'),  # generated; no flip (keeps GT centres)
+    'moving_shapes': Rule('s32', 'crop_resize', False, True, 'stride'),  # generated; no flip (keeps GT centres); label: the speed class (motion2) or 0
     'taichi_hd': Rule('full', 'crop_resize', True, False, 'stride'),
     'sky_timelapse': Rule('full', 'crop_resize', False, False, 'stride'),
     'faceforensics': Rule('full', 'squash', True, False, 'stride'),

@@ -35,7 +35,12 @@ SUPERSAMPLE = 4
 
 @dataclasses.dataclass
 class MovingShapesConfig(tfds.core.BuilderConfig):
-  """size: frame side in pixels; speeds (min, max) are px/frame at 32x32 and scale with `size / 32`."""
+  """size: frame side in pixels; speeds (min, max) are px/frame at 32x32 and scale with `size / 32`.
+
+  max_shapes: 1..MAX_SHAPES shapes per video; plain_background: no gradients. speed_classes: when set, video i of a
+  split belongs to class c = i % len(speed_classes), moves at a speed drawn from speed_classes[c] = (min, max)
+  instead of (min_speed, max_speed), and is labelled c (otherwise every label is 0).
+  """
   size: int = 32
   num_frames: int = 64
   num_train: int = 256
@@ -44,6 +49,9 @@ class MovingShapesConfig(tfds.core.BuilderConfig):
   max_speed: float = 4.0
   seed: int = 0
   jpeg_quality: int = 95
+  max_shapes: int = MAX_SHAPES
+  plain_background: bool = False
+  speed_classes: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,15 +69,21 @@ class VideoSpec:
 
 
 def video_spec(rng: np.random.Generator, size: int = 32, num_frames: int = 64, min_speed: float = 1.0,
-               max_speed: float = 4.0) -> VideoSpec:
-  """Draws one video's parameters (shapes fully inside the frame, colours far from the background)."""
+               max_speed: float = 4.0, max_shapes: int = MAX_SHAPES, plain_background: bool = False) -> VideoSpec:
+  """Draws one video's parameters (shapes fully inside the frame, colours far from the background).
+
+  max_shapes: at most this many shapes (1..MAX_SHAPES); plain_background: never a gradient. At their defaults the
+  draws are those of the first release, so the s32 / s64 / tiny videos are unchanged.
+  """
+  if not 1 <= max_shapes <= MAX_SHAPES:
+    raise ValueError(f'max_shapes must be in 1..{MAX_SHAPES}, got {max_shapes}.')
   scale = size / 32.0
-  n = int(rng.integers(1, MAX_SHAPES + 1))
+  n = int(rng.integers(1, max_shapes + 1))
   kinds = tuple(int(k) for k in rng.integers(0, len(KINDS), n))
   radii = rng.uniform(3.0, 6.0, n) * scale
   bg0 = rng.uniform(0, 90, 3)
   plain = rng.random() < 0.5
-  bg1 = bg0 if plain else np.clip(bg0 + rng.uniform(-40, 90, 3), 0, 255)
+  bg1 = bg0 if plain or plain_background else np.clip(bg0 + rng.uniform(-40, 90, 3), 0, 255)
   angle = rng.uniform(0, 2 * np.pi)
   colors = []
   for _ in range(n):  # bright, saturated, at least 120 away from the background in L1 per channel mean
@@ -147,10 +161,17 @@ def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
   return np.random.default_rng(np.random.SeedSequence([int(seed), SPLIT_IDS[split], int(index)]))
 
 
+def speed_class(config: MovingShapesConfig, index: int) -> int:
+  """The label of example `index`: its speed class (`MovingShapesConfig.speed_classes`), or 0 without classes."""
+  return index % len(config.speed_classes) if config.speed_classes else 0
+
+
 def make_video(config: MovingShapesConfig, split: str, index: int):
   """(spec, frames uint8 (T, S, S, 3), centres (T, n, 2), velocities (T, n, 2)) of one example."""
-  spec = video_spec(example_rng(config.seed, split, index), config.size, config.num_frames, config.min_speed,
-                    config.max_speed)
+  lo, hi = (config.speed_classes[speed_class(config, index)] if config.speed_classes
+            else (config.min_speed, config.max_speed))
+  spec = video_spec(example_rng(config.seed, split, index), config.size, config.num_frames, lo, hi,
+                    config.max_shapes, config.plain_background)
   centers, vels = trajectories(spec)
   frames, _ = render(spec, centers)
   return spec, frames, centers, vels
@@ -170,6 +191,13 @@ class MovingShapes(base.VideoBuilder):
   BUILDER_CONFIGS = [
       MovingShapesConfig(name='s32', description='32x32, 64 frames, 256 train / 64 test videos.'),
       MovingShapesConfig(name='s64', description='64x64, 64 frames, 256 train / 64 test videos.', size=64),
+      MovingShapesConfig(name='motion2', description='32x32, 32 frames, one shape on a plain background; label 0 '
+                         '= small motion (0.5-1 px/frame), 1 = large motion (3-4 px/frame); 512 train / 128 test.',
+                         num_frames=32, num_train=512, num_test=128, max_shapes=1, plain_background=True,
+                         speed_classes=((0.5, 1.0), (3.0, 4.0))),
+      MovingShapesConfig(name='tiny2', description='motion2 at 12 frames, 8 train / 8 test videos (tests).',
+                         num_frames=12, num_train=8, num_test=8, max_shapes=1, plain_background=True,
+                         speed_classes=((0.5, 1.0), (3.0, 4.0))),
       MovingShapesConfig(name='tiny', description='32x32, 24 frames, 16 train / 8 test videos (tests).',
                          num_frames=24, num_train=16, num_test=8),
   ]
@@ -201,8 +229,11 @@ class MovingShapes(base.VideoBuilder):
     del dl_manager
     cfg = self.builder_config
     self.info.metadata['kinds'] = list(KINDS)
+    self.info.metadata['label_names'] = ([f'speed {lo:g}-{hi:g} px/frame' for lo, hi in cfg.speed_classes]
+                                         if cfg.speed_classes else [])
     self.info.metadata['generator'] = {k: getattr(cfg, k) for k in ('size', 'num_frames', 'num_train', 'num_test',
-                                                                     'min_speed', 'max_speed', 'seed')}
+                                                                     'min_speed', 'max_speed', 'seed', 'max_shapes',
+                                                                     'plain_background', 'speed_classes')}
     return {'train': self._generate_examples('train', cfg.num_train),
             'test': self._generate_examples('test', cfg.num_test)}
 
@@ -212,7 +243,7 @@ class MovingShapes(base.VideoBuilder):
       spec, frames, centers, vels = make_video(cfg, split, i)
       yield i, {
           'video': [io.BytesIO(decode.encode_jpeg(f, cfg.jpeg_quality)) for f in frames],
-          'label': 0,
+          'label': speed_class(cfg, i),
           'fps': np.float32(self.FPS),
           'num_frames': np.int32(len(frames)),
           'path': f'{split}/{i:05d}',
