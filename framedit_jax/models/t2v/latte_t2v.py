@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.models.blocks import remat_policy
 from framedit_jax.models.embeddings import PatchEmbed
 from framedit_jax.models.t2v.layers import (NEG_MASK, AdaLayerNormSingle, CaptionProjection, SpatialBlock,
                                             TemporalBlock, layer_norm, pixart_pos_embed, temporal_pos_embed)
@@ -81,6 +82,8 @@ class LatteT2VBase(nn.Module):
     caption_channels: T5 width (4096 for T5-XXL).
     video_length: frames the temporal embedding is built for; inputs with F > 1 must have F = video_length.
     dtype: matmul dtype ('float32' or 'bfloat16'); norms/softmax/residuals stay float32.
+    remat_policy: rematerialisation of each spatial and temporal block ('none', 'full', 'dots_saveable',
+      'dots_with_no_batch_dims_saveable', ...; `blocks.remat_policy`); values and parameter names do not change.
   """
   num_attention_heads: int = 16
   attention_head_dim: int = 72
@@ -95,6 +98,7 @@ class LatteT2VBase(nn.Module):
   caption_channels: int = 4096
   video_length: int = 16
   dtype: Any = jnp.float32
+  remat_policy: str = 'none'
 
   def temporal_attention(self, num_patches: int) -> Callable[..., nn.Module] | None:
     """Factory for the temporal blocks' attention (None = Latte local attention over frames)."""
@@ -140,13 +144,16 @@ class LatteT2VBase(nn.Module):
     context = CaptionProjection(d, self.dtype, name='caption_projection')(encoder_hidden_states)
     bias = text_bias(encoder_attention_mask)
     attn_factory = self.temporal_attention(grid * grid)
+    policy = remat_policy(self.remat_policy)
+    spatial_cls, temporal_cls = ((SpatialBlock, TemporalBlock) if policy is None else
+                                 (nn.remat(SpatialBlock, policy=policy), nn.remat(TemporalBlock, policy=policy)))
     for i in range(self.num_layers):
-      hs = SpatialBlock(self.num_attention_heads, self.attention_head_dim, self.attention_bias, self.norm_eps,
+      hs = spatial_cls(self.num_attention_heads, self.attention_head_dim, self.attention_bias, self.norm_eps,
                         self.dtype, name=f'transformer_blocks_{i}')(hs, t6, context, bias)
       if enable_temporal_attentions:
         if i == 0 and f > 1:
           hs = hs + jnp.asarray(temporal_pos_embed(d, self.video_length))[None, :, None, :]
-        hs = TemporalBlock(self.num_attention_heads, self.attention_head_dim, self.attention_bias, self.norm_eps,
+        hs = temporal_cls(self.num_attention_heads, self.attention_head_dim, self.attention_bias, self.norm_eps,
                            self.dtype, attn_factory, name=f'temporal_transformer_blocks_{i}')(hs, t6)
     table = self.param('scale_shift_table', lambda k, s: jax.random.normal(k, s) / np.sqrt(d), (2, d))
     shift, scale = (table[None] + emb[:, None])[:, :, None, None, :].swapaxes(0, 1)  # each (B, 1, 1, D)

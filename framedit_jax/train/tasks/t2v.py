@@ -54,11 +54,17 @@ def write_demo_manual_dir(captions: dict[str, str], out_dir: str) -> str:
 
 
 def model_overrides(config, caption_channels: int, latent_channels: int, latent_size: int) -> dict[str, Any]:
-  """T2V model kwargs from the config plus the sizes the data/VAE/text encoder fix."""
+  """T2V model kwargs from the config plus the sizes the data/VAE/text encoder fix.
+
+  `model.remat_policy` ('auto' resolved per backend, `models/cpu/defaults.py`) remats every spatial and temporal
+  block; the T2V blocks always run unrolled, so `model.scan_blocks` and `model.cpu_kernels` do not apply.
+  """
+  from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
   o = dict(config.model.overrides)
   o.update(caption_channels=int(caption_channels), in_channels=latent_channels,
            out_channels=latent_channels * (2 if config.model.learn_sigma else 1), sample_size=latent_size,
-           video_length=int(config.data.num_frames), dtype=config.model.dtype)
+           video_length=int(config.data.num_frames), dtype=config.model.dtype,
+           remat_policy=defaults.model_settings(config.model)['remat_policy'])
   if config.model.name.startswith('FrameDiTHT2V'):
     o.setdefault('num_patches', (latent_size // int(o.get('patch_size', 2))) ** 2)
   return o
