@@ -62,6 +62,8 @@ def parse_args(argv=None):
   p.add_argument('--designs', default='local,g,h_concat,full3d', help=f'comma list of {", ".join(DESIGNS)}')
   p.add_argument('--seeds', default='0,1,2', help='comma list of seeds (model init, data order, sampling noise)')
   p.add_argument('--steps', type=int, default=None, help='training steps per design (default: the config)')
+  p.add_argument('--eval-at', default='', help='comma list of earlier steps also scored (a learning curve; the '
+                 'summary uses the final step only)')
   p.add_argument('--chunk', type=int, default=10, help='steps per design per lockstep round')
   p.add_argument('--samples', type=int, default=32, help='generated videos per design and motion class (and real '
                  'clips per half)')
@@ -71,6 +73,7 @@ def parse_args(argv=None):
   p.add_argument('--lr', type=float, default=None)
   p.add_argument('--num-frames', type=int, default=None, help='clip length (default: the config, 8)')
   p.add_argument('--hidden-size', type=int, default=None)
+  p.add_argument('--patch', type=int, default=4, help='patch size of every design (the names end in /<patch>)')
   p.add_argument('--data-dir', default=None, help='TFDS data_dir (default: TFDS default)')
   p.add_argument('--dataset', default=None, help='default: the config, moving_shapes/motion2')
   p.add_argument('--fvd', action='store_true', help='also FVD (I3D Kinetics-400); needs >= 9 frames')
@@ -100,11 +103,17 @@ def machine_info() -> dict:
           'jax': jax.__version__, 'backend': jax.default_backend(), 'loadavg_start': load}
 
 
+def model_name(design: str, patch: int) -> str:
+  name = DESIGNS[design]
+  head, _, tail = name.rpartition('/4')
+  return f'{head}/{patch}{tail}'
+
+
 def build_config(args, design: str, seed: int):
   from configs import motion_study  # pylint: disable=g-import-not-at-top
   config = motion_study.get_config()
   config.seed = seed
-  config.model.name = DESIGNS[design]
+  config.model.name = model_name(design, args.patch)
   config.data.data_dir = args.data_dir
   for value, path in ((args.dataset, 'data.dataset'), (args.sampler, 'sample.sampler'),
                       (args.sample_steps, 'sample.num_steps'), (args.batch_size, 'data.global_batch_size'),
@@ -158,6 +167,11 @@ class Trainee:
     self.compiled = None
     self.compile_s = 0.0
     self.step, self.train_s, self.losses, self.step_times = 0, 0.0, [], []
+    self.snapshots = {}  # step -> (EMA params on the host, summed step seconds)
+
+  def snapshot(self):
+    import jax  # pylint: disable=g-import-not-at-top
+    self.snapshots[self.step] = (jax.device_get(self.state.ema_params), self.train_s)
 
   def global_batch(self, host):
     from framedit_jax.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
@@ -188,13 +202,17 @@ class Trainee:
     return dt
 
 
-def train_lockstep(trainees, batches, steps: int, chunk: int, log=print):
-  """Trains every design for exactly `steps` steps, in rounds of `chunk` steps each, on the same batches."""
+def train_lockstep(trainees, batches, steps: int, chunk: int, eval_at=(), log=print):
+  """Trains every design for exactly `steps` steps, in rounds of `chunk` steps each, on the same batches;
+  snapshots the EMA params at each step of `eval_at` and at `steps`."""
   last_log = time.perf_counter()
+  marks = sorted({int(s) for s in eval_at if 0 < int(s) < steps} | {steps})
   while any(t.step < steps for t in trainees):
     for tr in trainees:
       for _ in range(min(chunk, steps - tr.step)):
         tr.train_one(batches.get(tr.step))
+        if tr.step in marks:
+          tr.snapshot()
     batches.prune(min(t.step for t in trainees))
     if time.perf_counter() - last_log > 60:
       last_log = time.perf_counter()
@@ -294,12 +312,11 @@ def main(argv=None):
             f'{tr.compile_s:.1f} s', flush=True)
       trainees.append(tr)
     t0 = time.perf_counter()
-    train_lockstep(trainees, batches, steps, args.chunk)
+    train_lockstep(trainees, batches, steps, args.chunk, [s for s in args.eval_at.split(',') if s.strip()])
     batches.it.close()
     print(f'seed {seed}: trained in {(time.perf_counter() - t0) / 60:.1f} min wall; median step ms: '
           + ', '.join(f'{t.design} {np.median(t.step_times) * 1e3:.0f}' for t in trainees), flush=True)
-    for tr in trainees:
-      ema = jax.device_get(tr.state.ema_params)
+    for tr, (at, (ema, train_s)) in ((tr, snap) for tr in trainees for snap in sorted(tr.snapshots.items())):
       for k, split in enumerate(SPLITS):
         t0 = time.perf_counter()
         key = jax.random.fold_in(jax.random.PRNGKey(seed + 1), k)
@@ -309,12 +326,12 @@ def main(argv=None):
                                  for i in range(0, n, 16)])
         sample_s = time.perf_counter() - t0
         metrics = scorers[k].score(videos)
-        if seed == seeds[0]:
+        if seed == seeds[0] and at == steps:
           strips[f'{tr.design}/{split}'] = videos[:1]
         row = {'design': tr.design, 'label': LABELS[tr.design], 'model': tr.config.model.name, 'seed': seed,
-               'split': split, 'class': k, 'steps': tr.step, 'train_s': tr.train_s,
+               'split': split, 'class': k, 'steps': at, 'final': at == steps, 'train_s': train_s,
                'median_step_s': float(np.median(tr.step_times)), 'compile_s': tr.compile_s, 'params': tr.params,
-               'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last100': float(np.mean(tr.losses[-100:])),
+               'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last100': float(np.mean(tr.losses[max(0, at - 100):at])),
                'num_samples': len(videos), 'num_real_per_half': len(scorers[k].real_a),
                'sampler': gen.sampler_name(tr.config), 'objective': tr.config.diffusion.objective,
                'lr': tr.config.optim.lr, 'sample_s': sample_s,
@@ -330,11 +347,11 @@ def main(argv=None):
                'trial': args.trial, 'git_commit': header['git_commit']}
         rows.append(row)
         write(row)
-        print(f'seed {seed} {tr.design:9s} {split:5s}: MFD {metrics["mfd"]:7.3f} ({row["mfd_ratio"]:.2f}x real vs '
+        print(f'seed {seed} {tr.design:9s} step {at:5d} {split:5s}: MFD {metrics["mfd"]:7.3f} ({row["mfd_ratio"]:.2f}x real vs '
               f'real)  FCD {metrics["fcd"]:7.3f}  speed {metrics["mean_speed_samples"]:.2f}  incoherent '
               f'{metrics["incoherent_fraction_samples"]:.2f}  (sampled {sample_s:.0f} s)', flush=True)
 
-  summary = report.summarize(rows)
+  summary = report.summarize([r for r in rows if r['final']])
   for r in summary:
     write(r)
   header_end = {'footer': True, 'total_s': time.perf_counter() - t_start,

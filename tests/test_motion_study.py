@@ -109,12 +109,14 @@ def _load_study():
 def test_smoke_run_writes_complete_json_lines(tmp_path):
   study = _load_study()
   out = tmp_path / 'ms.jsonl'
-  rows, summary = study.main(['--smoke', '--designs', 'local,full3d', '--seeds', '0,1', '--data-dir',
+  rows, summary = study.main(['--smoke', '--designs', 'local,full3d', '--seeds', '0,1', '--eval-at', '2', '--data-dir',
                               str(tmp_path / 'tfds'), '--out', str(out)])
   lines = [json.loads(l) for l in out.read_text().splitlines()]
   assert lines[0]['header'] and lines[0]['git_commit'] is not None and lines[0]['machine']['cpu_count']
-  per_run = [l for l in lines if 'seed' in l and not l.get('summary')]
-  assert len(per_run) == 2 * 2 * 2 == len(rows)  # designs x seeds x motion splits
+  runs = [l for l in lines if 'seed' in l and not l.get('summary')]
+  assert len(runs) == 2 * 2 * 2 * 2 == len(rows)  # designs x seeds x motion splits x (step 2, final step 4)
+  assert sorted({r['steps'] for r in runs}) == [2, 4] and all(r['final'] == (r['steps'] == 4) for r in runs)
+  per_run = [r for r in runs if r['final']]
   assert {(r['design'], r['seed'], r['split']) for r in per_run} == {
       (d, s, p) for d in ('local', 'full3d') for s in (0, 1) for p in ('small', 'large')}
   for r in per_run:
