@@ -116,17 +116,20 @@ def block_matching(a: np.ndarray, b: np.ndarray, block: int, radius: int, stride
 
 
 def clip_features(video, *, min_structure: float = 2e-3, min_change: float = 1e-3, max_residual: float = 0.25,
-                  return_details: bool = False):
+                  radius: int | None = None, speed_scale: float | None = None, return_details: bool = False):
   """(T, H, W, 3) clip (uint8 or [-1, 1]) -> (FEATURE_DIM,) float64 motion features (module docstring).
 
-  With `return_details`, also a dict of the per-block arrays ('speed', 'moving', ...) for inspection.
+  radius: search radius in px (default 3H/16); speed_scale: factor from px/frame of the clip to the reported
+  speeds (default 32 / W, px/frame of a 32-px-wide frame). With `return_details`, also a dict of the per-block
+  arrays ('speed', 'moving', ...) for inspection.
   """
   x = to_unit(video)
   t, h, w, _ = x.shape
   if t < 2:
     raise ValueError(f'motion statistics need >= 2 frames, got shape {x.shape}.')
-  block, radius = max(2, h // 4), max(1, (3 * h) // 16)
-  scale = 32.0 / w
+  block = max(2, h // 4)
+  radius = max(1, (3 * h) // 16) if radius is None else int(radius)
+  scale = 32.0 / w if speed_scale is None else float(speed_scale)
   parts = []
   for a, b, sign in ((x[:-1], x[1:], 1.0), (x[1:], x[:-1], -1.0)):
     disp, err0, err, structure = block_matching(a, b, block, radius)

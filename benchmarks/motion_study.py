@@ -5,18 +5,18 @@ r"""Motion study: does Matrix Attention model large motion better than Local Fac
   python benchmarks/motion_study.py --designs h_concat --seeds 0 --lr 3e-3 --out /tmp/trial.jsonl   # one trial
 
 One process, one command:
-  1. builds the `moving_shapes/motion2` TFDS dataset if needed: one disc or square on a plain background, 32x32,
+  1. builds the `moving_shapes/motion2` TFDS dataset if needed: one disc or square on a plain background, 16x16,
      label 0 = a small-motion clip (0.5-1 px/frame), label 1 = a large-motion clip (3-4 px/frame, bouncing);
   2. for each seed, creates the four designs (Local Factorized = Latte, FrameDiT-G, FrameDiT-H concat, Full 3D)
      with the project's own `Experiment` (configs/motion_study.py: class-conditional on the motion class, pixel
-     space, width 128, depth 4, patch 4, 8-frame clips, rectified flow) and trains them *in lockstep* on the same
+     space, width 128, depth 4, patch 4 (4x4 tokens per frame), 8-frame clips, rectified flow) and trains them *in lockstep* on the same
      batches (one Grain iterator per seed, rounds of `--chunk` steps per design) for exactly `--steps` steps:
      the comparison is at equal steps, so machine load changes the recorded step times, not the result;
   3. samples `--samples` videos per design and motion class from the EMA weights (Euler-50) and scores each class
      against real clips of that class from the test split (2 x samples clips: half A for the score, half B for
      the real-vs-real baseline at the same N; the same real clips for every seed):
-       - MFD, the tracker-free motion Fréchet distance (`benchmarks/motion_stats.py`), and the mean speed and
-         incoherent fraction of the samples;
+       - MFD, the tracker-free motion Fréchet distance (`benchmarks/motion_stats.py`; 4-px blocks, search to
+         5 px, speeds in px/frame of the 16-px frame), and the mean speed and incoherent fraction of the samples;
        - FCD, the per-frame content Fréchet distance (`benchmarks/frame_stats.py`);
        - FVD only with `--fvd` (I3D needs >= 9 frames: use with `--num-frames 16`);
   4. appends one JSON line per seed x design x motion class as it finishes (a header line first), then one
@@ -46,7 +46,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import motion_study_report as report  # pylint: disable=g-import-not-at-top,wrong-import-position
-from motion_study_report import LABELS, SPLITS  # pylint: disable=g-import-not-at-top,wrong-import-position
+from motion_study_report import LABELS, MOTION_KWARGS, SPLITS  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DESIGNS = {
     'local': 'Latte-S/4',
@@ -244,7 +244,7 @@ def real_clips_by_class(config, n: int, num_classes: int, seed: int = 7919):
 
 
 def ground_truth_speed(config, label: int) -> float:
-  """Mean |velocity| (px/frame at width 32) of the shapes of the test videos of class `label`."""
+  """Mean |velocity| (px/frame of the clip) of the shapes of the test videos of class `label`."""
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   src = pipeline.get_builder(config).as_data_source('test')
   speeds = []
@@ -253,7 +253,7 @@ def ground_truth_speed(config, label: int) -> float:
     if int(ex['label']) != label:
       continue
     v = np.asarray(ex['velocities'])[0, :int(ex['num_shapes'])]
-    speeds.extend(np.linalg.norm(v, axis=-1) * 32.0 / np.asarray(ex['video']).shape[2])
+    speeds.extend(np.linalg.norm(v, axis=-1))
   return float(np.mean(speeds))
 
 
@@ -293,7 +293,7 @@ def main(argv=None):
   print(f'dataset {base.data.dataset}: {dict((k, v.num_examples) for k, v in builder.info.splits.items())} '
         f'({time.perf_counter() - t0:.1f} s) in {builder.data_dir}', flush=True)
   real = real_clips_by_class(base, 2 * args.samples, num_classes)
-  scorers = {k: report.Scorer(real[k], fvd_extractor() if args.fvd else None) for k in range(num_classes)}
+  scorers = {k: report.Scorer(real[k], fvd_extractor() if args.fvd else None, MOTION_KWARGS) for k in range(num_classes)}
   baselines = {k: scorers[k].baseline() for k in range(num_classes)}
   gt_speed = {k: ground_truth_speed(base, k) for k in range(num_classes)}
   for k, split in enumerate(SPLITS):

@@ -15,6 +15,7 @@ from framedit_jax.eval.frechet import frechet_distance_of_features as frechet
 LABELS = {'local': 'Local Factorized (Latte)', 'g': 'FrameDiT-G', 'h_concat': 'FrameDiT-H concat',
           'full3d': 'Full 3D (DiT3D)'}
 SPLITS = ('small', 'large')  # motion class 0 (0.5-1 px/frame) and 1 (3-4 px/frame) of moving_shapes/motion2
+MOTION_KWARGS = {'radius': 5, 'speed_scale': 1.0}  # search to 5 px (> the 4 px/frame top speed); speeds in px/frame
 LEARNED = 2.0  # "learned the motion": MFD(samples, real) <= LEARNED x MFD(real, real)
 METRICS = ('mfd', 'mfd_ratio', 'fcd', 'mean_speed_samples', 'incoherent_fraction_samples', 'fvd')
 
@@ -22,12 +23,14 @@ METRICS = ('mfd', 'mfd_ratio', 'fcd', 'mean_speed_samples', 'incoherent_fraction
 class Scorer:
   """Features of the real halves A and B once; then every sample set is scored against A.
 
-  extractor: the I3D feature function for FVD, or None to skip FVD.
+  extractor: the I3D feature function for FVD, or None to skip FVD. motion_kwargs: `motion_stats.clip_features`
+  options (search radius, speed units).
   """
 
-  def __init__(self, real, extractor=None):
+  def __init__(self, real, extractor=None, motion_kwargs=None):
     import motion_stats  # pylint: disable=g-import-not-at-top  (benchmarks/motion_stats.py)
     self.i3d = extractor
+    self.motion_kwargs = dict(motion_kwargs or {})
     n = len(real) // 2
     self.real_a, self.real_b = real[:n], real[n:2 * n]
     self.feats = {'a': self.features(self.real_a), 'b': self.features(self.real_b)}
@@ -36,7 +39,7 @@ class Scorer:
   def features(self, clips) -> dict:
     import frame_stats  # pylint: disable=g-import-not-at-top  (benchmarks/frame_stats.py)
     import motion_stats  # pylint: disable=g-import-not-at-top
-    out = {'motion': motion_stats.features(clips), 'frame': frame_stats.frame_features(clips)}
+    out = {'motion': motion_stats.features(clips, **self.motion_kwargs), 'frame': frame_stats.frame_features(clips)}
     if self.i3d is not None:
       out['i3d'] = np.asarray(self.i3d(clips), np.float64)
     return out

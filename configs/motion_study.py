@@ -1,7 +1,7 @@
 """Base config of the motion study (benchmarks/motion_study.py): class-conditional on the motion class.
 
 The demo's pixel-space model (width 128, depth 4, 4 heads, patch 4, fp32, rectified flow, Euler-50; configs/demo.py)
-on `moving_shapes/motion2`: 32x32 8-frame clips of one shape on a plain background, label 0 = small motion
+on `moving_shapes/motion2`: 16x16 8-frame clips (4x4 tokens per frame) of one shape on a plain background, label 0 = small motion
 (0.5-1 px/frame), 1 = large motion (3-4 px/frame). Each model learns both classes; its samples of each class are
 scored against that class's real clips. The study sets `model.name` per design (Latte-S/4, FrameDiTG-S/64-256/4,
 FrameDiTH-S/64-256/4-concat, DiT3D-S/4; the S size is overridden by the width/depth/heads above), and the trial
@@ -19,6 +19,7 @@ def get_config(arg: str | None = None):
   config = demo.get_config()
 
   config.data.dataset = 'moving_shapes/motion2'
+  config.data.image_size = 16
   config.data.num_frames = 8
   config.data.frame_interval = 1
   config.data.num_parallel_calls = 1

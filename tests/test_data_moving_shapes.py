@@ -94,6 +94,7 @@ def test_built_dataset_through_the_pipeline(tmp_path):
 
 def test_motion2_speed_classes_labels_and_single_shape():
   cfg = CONFIGS['motion2']
+  assert cfg.size == 16
   for i in range(12):
     spec, frames, centers, vels = ms.make_video(cfg, 'train', i)
     label = ms.speed_class(cfg, i)

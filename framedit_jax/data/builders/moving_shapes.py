@@ -38,8 +38,9 @@ class MovingShapesConfig(tfds.core.BuilderConfig):
   """size: frame side in pixels; speeds (min, max) are px/frame at 32x32 and scale with `size / 32`.
 
   max_shapes: 1..MAX_SHAPES shapes per video; plain_background: no gradients. speed_classes: when set, video i of a
-  split belongs to class c = i % len(speed_classes), moves at a speed drawn from speed_classes[c] = (min, max)
-  instead of (min_speed, max_speed), and is labelled c (otherwise every label is 0).
+  split belongs to class c = i % len(speed_classes), moves at a speed drawn from speed_classes[c] = (min, max) in
+  px/frame *of this frame size* (not scaled) instead of (min_speed, max_speed), and is labelled c (otherwise
+  every label is 0).
   """
   size: int = 32
   num_frames: int = 64
@@ -168,8 +169,10 @@ def speed_class(config: MovingShapesConfig, index: int) -> int:
 
 def make_video(config: MovingShapesConfig, split: str, index: int):
   """(spec, frames uint8 (T, S, S, 3), centres (T, n, 2), velocities (T, n, 2)) of one example."""
-  lo, hi = (config.speed_classes[speed_class(config, index)] if config.speed_classes
-            else (config.min_speed, config.max_speed))
+  if config.speed_classes:  # px/frame of this size: undo video_spec's scaling by size / 32
+    lo, hi = (v * 32.0 / config.size for v in config.speed_classes[speed_class(config, index)])
+  else:
+    lo, hi = config.min_speed, config.max_speed
   spec = video_spec(example_rng(config.seed, split, index), config.size, config.num_frames, lo, hi,
                     config.max_shapes, config.plain_background)
   centers, vels = trajectories(spec)
@@ -191,12 +194,12 @@ class MovingShapes(base.VideoBuilder):
   BUILDER_CONFIGS = [
       MovingShapesConfig(name='s32', description='32x32, 64 frames, 256 train / 64 test videos.'),
       MovingShapesConfig(name='s64', description='64x64, 64 frames, 256 train / 64 test videos.', size=64),
-      MovingShapesConfig(name='motion2', description='32x32, 32 frames, one shape on a plain background; label 0 '
+      MovingShapesConfig(name='motion2', description='16x16, 32 frames, one shape on a plain background; label 0 '
                          '= small motion (0.5-1 px/frame), 1 = large motion (3-4 px/frame); 512 train / 128 test.',
-                         num_frames=32, num_train=512, num_test=128, max_shapes=1, plain_background=True,
+                         size=16, num_frames=32, num_train=512, num_test=128, max_shapes=1, plain_background=True,
                          speed_classes=((0.5, 1.0), (3.0, 4.0))),
       MovingShapesConfig(name='tiny2', description='motion2 at 12 frames, 8 train / 8 test videos (tests).',
-                         num_frames=12, num_train=8, num_test=8, max_shapes=1, plain_background=True,
+                         size=16, num_frames=12, num_train=8, num_test=8, max_shapes=1, plain_background=True,
                          speed_classes=((0.5, 1.0), (3.0, 4.0))),
       MovingShapesConfig(name='tiny', description='32x32, 24 frames, 16 train / 8 test videos (tests).',
                          num_frames=24, num_train=16, num_test=8),
