@@ -27,10 +27,10 @@ def get_config(arg: str | None = None):
 
   config.model.num_classes = 2  # the motion class; 0.1 class dropout (default) keeps the null class trained
   config.diffusion.rf_shift = 1.0
-  config.optim.lr = 1e-3
+  config.optim.lr = 2e-3  # the demo's; trials: benchmarks/README.md (motion study)
   config.optim.ema_decay = 0.99
 
-  config.train.num_steps = 1500
+  config.train.num_steps = 1000
   config.train.log_every = 50
   config.train.ckpt_every = 500
   config.train.keep = 1
