@@ -102,7 +102,9 @@ def test_motion2_speed_classes_labels_and_single_shape():
     lo, hi = cfg.speed_classes[label]
     speed = np.linalg.norm(vels, axis=-1)
     assert np.all((speed >= lo) & (speed <= hi)), (i, speed[0])
-    np.testing.assert_array_equal(spec.background[0], spec.background[1])  # plain
+    np.testing.assert_array_equal(spec.background, 0)  # black
+    np.testing.assert_array_equal(spec.colors, 255)  # white
+    assert frames.max() == 255 and frames.min() == 0
     # the speed class is what the frames show: mean |step| of the centre (no bounce in most frames)
     step = np.linalg.norm(centers[1:] - centers[:-1], axis=-1)
     assert lo - 1e-6 <= np.median(step) <= hi + 1e-6

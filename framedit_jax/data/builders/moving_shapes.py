@@ -37,7 +37,8 @@ SUPERSAMPLE = 4
 class MovingShapesConfig(tfds.core.BuilderConfig):
   """size: frame side in pixels; speeds (min, max) are px/frame at 32x32 and scale with `size / 32`.
 
-  max_shapes: 1..MAX_SHAPES shapes per video; plain_background: no gradients. speed_classes: when set, video i of a
+  max_shapes: 1..MAX_SHAPES shapes per video; plain_background: no gradients; monochrome: white shapes on black
+  (the other draws unchanged; only position, size, kind and motion vary). speed_classes: when set, video i of a
   split belongs to class c = i % len(speed_classes), moves at a speed drawn from speed_classes[c] = (min, max) in
   px/frame *of this frame size* (not scaled) instead of (min_speed, max_speed), and is labelled c (otherwise
   every label is 0).
@@ -53,6 +54,7 @@ class MovingShapesConfig(tfds.core.BuilderConfig):
   max_shapes: int = MAX_SHAPES
   plain_background: bool = False
   speed_classes: tuple = ()
+  monochrome: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +72,13 @@ class VideoSpec:
 
 
 def video_spec(rng: np.random.Generator, size: int = 32, num_frames: int = 64, min_speed: float = 1.0,
-               max_speed: float = 4.0, max_shapes: int = MAX_SHAPES, plain_background: bool = False) -> VideoSpec:
+               max_speed: float = 4.0, max_shapes: int = MAX_SHAPES, plain_background: bool = False,
+               monochrome: bool = False) -> VideoSpec:
   """Draws one video's parameters (shapes fully inside the frame, colours far from the background).
 
-  max_shapes: at most this many shapes (1..MAX_SHAPES); plain_background: never a gradient. At their defaults the
-  draws are those of the first release, so the s32 / s64 / tiny videos are unchanged.
+  max_shapes: at most this many shapes (1..MAX_SHAPES); plain_background: never a gradient; monochrome: white
+  shapes on a black background. At their defaults the draws are those of the first release, so the s32 / s64 /
+  tiny videos are unchanged.
   """
   if not 1 <= max_shapes <= MAX_SHAPES:
     raise ValueError(f'max_shapes must be in 1..{MAX_SHAPES}, got {max_shapes}.')
@@ -98,6 +102,8 @@ def video_spec(rng: np.random.Generator, size: int = 32, num_frames: int = 64, m
   speed = rng.uniform(min_speed, max_speed, n) * scale
   theta = rng.uniform(0, 2 * np.pi, n)
   velocity = np.stack([speed * np.cos(theta), speed * np.sin(theta)], axis=-1)
+  if monochrome:
+    colors, bg0, bg1 = [np.full(3, 255.0)] * n, np.zeros(3), np.zeros(3)
   return VideoSpec(size, num_frames, kinds, radii, np.asarray(colors), start, velocity, np.stack([bg0, bg1]),
                    np.array([np.cos(angle), np.sin(angle)]))
 
@@ -174,7 +180,7 @@ def make_video(config: MovingShapesConfig, split: str, index: int):
   else:
     lo, hi = config.min_speed, config.max_speed
   spec = video_spec(example_rng(config.seed, split, index), config.size, config.num_frames, lo, hi,
-                    config.max_shapes, config.plain_background)
+                    config.max_shapes, config.plain_background, config.monochrome)
   centers, vels = trajectories(spec)
   frames, _ = render(spec, centers)
   return spec, frames, centers, vels
@@ -194,13 +200,13 @@ class MovingShapes(base.VideoBuilder):
   BUILDER_CONFIGS = [
       MovingShapesConfig(name='s32', description='32x32, 64 frames, 256 train / 64 test videos.'),
       MovingShapesConfig(name='s64', description='64x64, 64 frames, 256 train / 64 test videos.', size=64),
-      MovingShapesConfig(name='motion2', description='16x16, 32 frames, one shape on a plain background; label 0 '
+      MovingShapesConfig(name='motion2', description='16x16, 32 frames, one white disc or square on black; label 0 '
                          '= small motion (0.5-1 px/frame), 1 = large motion (3-4 px/frame); 512 train / 128 test.',
                          size=16, num_frames=32, num_train=512, num_test=128, max_shapes=1, plain_background=True,
-                         speed_classes=((0.5, 1.0), (3.0, 4.0))),
+                         monochrome=True, speed_classes=((0.5, 1.0), (3.0, 4.0))),
       MovingShapesConfig(name='tiny2', description='motion2 at 12 frames, 8 train / 8 test videos (tests).',
                          size=16, num_frames=12, num_train=8, num_test=8, max_shapes=1, plain_background=True,
-                         speed_classes=((0.5, 1.0), (3.0, 4.0))),
+                         monochrome=True, speed_classes=((0.5, 1.0), (3.0, 4.0))),
       MovingShapesConfig(name='tiny', description='32x32, 24 frames, 16 train / 8 test videos (tests).',
                          num_frames=24, num_train=16, num_test=8),
   ]
@@ -236,7 +242,8 @@ class MovingShapes(base.VideoBuilder):
                                          if cfg.speed_classes else [])
     self.info.metadata['generator'] = {k: getattr(cfg, k) for k in ('size', 'num_frames', 'num_train', 'num_test',
                                                                      'min_speed', 'max_speed', 'seed', 'max_shapes',
-                                                                     'plain_background', 'speed_classes')}
+                                                                     'plain_background', 'speed_classes',
+                                                                     'monochrome')}
     return {'train': self._generate_examples('train', cfg.num_train),
             'test': self._generate_examples('test', cfg.num_test)}
 
