@@ -73,6 +73,7 @@ def parse_args(argv=None):
   p.add_argument('--lr', type=float, default=None)
   p.add_argument('--num-frames', type=int, default=None, help='clip length (default: the config, 8)')
   p.add_argument('--hidden-size', type=int, default=None)
+  p.add_argument('--depth', type=int, default=None, help='blocks (Latte-style designs alternate spatial/temporal)')
   p.add_argument('--patch', type=int, default=4, help='patch size of every design (the names end in /<patch>)')
   p.add_argument('--data-dir', default=None, help='TFDS data_dir (default: TFDS default)')
   p.add_argument('--dataset', default=None, help='default: the config, moving_shapes/motion2')
@@ -118,7 +119,7 @@ def build_config(args, design: str, seed: int):
   for value, path in ((args.dataset, 'data.dataset'), (args.sampler, 'sample.sampler'),
                       (args.sample_steps, 'sample.num_steps'), (args.batch_size, 'data.global_batch_size'),
                       (args.lr, 'optim.lr'), (args.num_frames, 'data.num_frames'), (args.steps, 'train.num_steps'),
-                      (args.hidden_size, 'model.overrides.hidden_size')):
+                      (args.hidden_size, 'model.overrides.hidden_size'), (args.depth, 'model.overrides.depth')):
     if value is not None:
       group, key = path.split('.', 1)
       cfg = config[group]
