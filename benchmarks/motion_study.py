@@ -73,6 +73,7 @@ def parse_args(argv=None):
   p.add_argument('--lr', type=float, default=None)
   p.add_argument('--num-frames', type=int, default=None, help='clip length (default: the config, 8)')
   p.add_argument('--hidden-size', type=int, default=None)
+  p.add_argument('--rf-shift', type=float, default=None, help='config.diffusion.rf_shift (SD3 time shift)')
   p.add_argument('--depth', type=int, default=None, help='blocks (Latte-style designs alternate spatial/temporal)')
   p.add_argument('--patch', type=int, default=4, help='patch size of every design (the names end in /<patch>)')
   p.add_argument('--data-dir', default=None, help='TFDS data_dir (default: TFDS default)')
@@ -119,7 +120,8 @@ def build_config(args, design: str, seed: int):
   for value, path in ((args.dataset, 'data.dataset'), (args.sampler, 'sample.sampler'),
                       (args.sample_steps, 'sample.num_steps'), (args.batch_size, 'data.global_batch_size'),
                       (args.lr, 'optim.lr'), (args.num_frames, 'data.num_frames'), (args.steps, 'train.num_steps'),
-                      (args.hidden_size, 'model.overrides.hidden_size'), (args.depth, 'model.overrides.depth')):
+                      (args.hidden_size, 'model.overrides.hidden_size'), (args.depth, 'model.overrides.depth'),
+                      (args.rf_shift, 'diffusion.rf_shift')):
     if value is not None:
       group, key = path.split('.', 1)
       cfg = config[group]
