@@ -30,7 +30,7 @@ def get_config(arg: str | None = None):
   config.optim.lr = 2e-3  # the demo's; trials: benchmarks/README.md (motion study)
   config.optim.ema_decay = 0.99
 
-  config.train.num_steps = 1000
+  config.train.num_steps = 1200
   config.train.log_every = 50
   config.train.ckpt_every = 500
   config.train.keep = 1
