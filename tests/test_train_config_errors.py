@@ -157,4 +157,5 @@ def test_configs_built_on_the_demo_validate_and_keep_their_objective():
     assert config.diffusion.objective == 'iddpm' and config.model.learn_sigma and config.diffusion.learn_sigma
   study = motion_study.get_config()
   validate_config(study)
-  assert study.diffusion.objective == 'rectified_flow' and study.diffusion.rf_shift == 1.0 and study.optim.lr == 1e-3
+  assert study.diffusion.objective == 'rectified_flow' and study.diffusion.rf_shift == 1.0 and study.optim.lr == 2e-3
+  assert study.model.num_classes == 2 and study.data.dataset == 'moving_shapes/motion2'  # one class per motion split
