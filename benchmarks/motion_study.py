@@ -369,7 +369,7 @@ def main(argv=None):
     gen.write_png(stem + '_samples.png', gen.frame_strip(np.concatenate(list(strips.values()))))
     written.append(stem + '_samples.png')
     print('sample strip rows: ' + ', '.join(strips), flush=True)
-  report.print_tables(summary, baselines, scorers, gt_speed)
+  report.print_tables(summary, [r for r in rows if r['final']])
   print(f'total {header_end["total_s"] / 60:.1f} min; wrote {", ".join(written)}', flush=True)
   return rows, summary
 

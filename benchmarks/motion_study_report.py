@@ -130,21 +130,27 @@ def plot(summary, baselines, path):
   return path
 
 
-def print_tables(summary, baselines, scorers, gt_speed):
+def real_reference(rows, split) -> dict:
+  """The real-vs-real and real-clip figures of a split, as every row of that split carries them."""
+  r = next(r for r in rows if r['split'] == split)
+  return {k: r[k] for k in ('mfd_real_vs_real', 'fcd_real_vs_real', 'real_mean_speed', 'gt_mean_speed',
+                            'real_incoherent_fraction')}
+
+
+def print_tables(summary, rows):
   stats = [s for s in summary if s.get('summary')]
   pairs = [s for s in summary if s.get('pair')]
   print('\n| split | design | steps | MFD mean ± std (seeds) | / real vs real | learned (seeds) | FCD | speed | '
         'incoherent |')
   print('|---|---|---|---|---|---|---|---|---|')
-  for k, split in enumerate(SPLITS):
+  for split in SPLITS:
     for s in (s for s in stats if s['split'] == split):
       print(f'| {split} | {s["label"]} | {s["steps"]} | {s["mfd"]["mean"]:.3f} ± {s["mfd"]["std"]:.3f} | '
-            f'{s["mfd_ratio"]["mean"]:.2f} | {s["learned_seeds"]}/{len(s["seeds"])} | {s["fcd"]["mean"]:.3f} | '
+            f'{s["mfd_ratio"]["mean"]:.1f} | {s["learned_seeds"]}/{len(s["seeds"])} | {s["fcd"]["mean"]:.3f} | '
             f'{s["mean_speed_samples"]["mean"]:.2f} | {s["incoherent_fraction_samples"]["mean"]:.2f} |')
-    m = scorers[k].motion_real
-    print(f'| {split} | real vs real | | {baselines[k]["mfd_real_vs_real"]:.3f} | 1.00 | | '
-          f'{baselines[k]["fcd_real_vs_real"]:.3f} | {m["mean_speed"]:.2f} (GT {gt_speed[k]:.2f}) | '
-          f'{m["incoherent_fraction"]:.2f} |')
+    ref = real_reference(rows, split)
+    print(f'| {split} | real vs real | | {ref["mfd_real_vs_real"]:.3f} | 1.0 | | {ref["fcd_real_vs_real"]:.3f} | '
+          f'{ref["real_mean_speed"]:.2f} (GT {ref["gt_mean_speed"]:.2f}) | {ref["real_incoherent_fraction"]:.2f} |')
   print('\n| split | pair | MFD diff (a - b) | seed spread (std a + std b) | beyond the spread? |')
   print('|---|---|---|---|---|')
   for p in pairs:
@@ -152,3 +158,37 @@ def print_tables(summary, baselines, scorers, gt_speed):
     print(f'| {p["split"]} | {LABELS[p["a"]]} vs {LABELS[p["b"]]} | {p["mfd_diff"]:+.3f} | {p["seed_spread"]:.3f} | '
           f'{verdict} |')
   print()
+
+
+def main(argv=None):
+  """Re-reads committed runs: python benchmarks/motion_study_report.py RUN.jsonl [MORE.jsonl] [--steps N] [--out F]
+
+  Summarises every seed's row at N steps (default: each file's final step), across files, as the study does;
+  --out appends the summary lines to F (and writes F's plot beside it)."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  ap = argparse.ArgumentParser(description=main.__doc__.split('\n')[0])
+  ap.add_argument('runs', nargs='+')
+  ap.add_argument('--steps', type=int, default=None)
+  ap.add_argument('--out', default=None)
+  args = ap.parse_args(argv)
+  rows = []
+  for path in args.runs:
+    with open(path) as f:
+      rows += [r for r in map(json.loads, f) if 'seed' in r and 'split' in r and not r.get('summary')]
+  rows = [r for r in rows if (r['steps'] == args.steps if args.steps else r.get('final', True))]
+  if not rows:
+    raise SystemExit(f'no per-seed rows{" at " + str(args.steps) + " steps" if args.steps else ""} in {args.runs}.')
+  summary = summarize(rows)
+  print_tables(summary, rows)
+  if args.out:
+    with open(args.out, 'a') as f:
+      for r in summary:
+        f.write(json.dumps(r) + '\n')
+    baselines = {k: {'mfd_real_vs_real': real_reference(rows, s)['mfd_real_vs_real']} for k, s in enumerate(SPLITS)}
+    plot(summary, baselines, args.out.rsplit('.', 1)[0] + '.png')
+  return summary
+
+
+if __name__ == '__main__':
+  main()

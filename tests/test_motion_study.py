@@ -136,6 +136,12 @@ def test_smoke_run_writes_complete_json_lines(tmp_path):
       np.std(local_small, ddof=1))
   assert len([l for l in lines if l.get('pair')]) == 2 and lines[-1]['footer']
   assert (tmp_path / 'ms.png').exists() and (tmp_path / 'ms_samples.png').exists()
+  # re-reading the run at the earlier snapshot summarises those rows (as a merge of runs does)
+  from benchmarks import motion_study_report as report  # pylint: disable=g-import-not-at-top
+  early = report.main([str(out), '--steps', '2'])
+  s2 = next(s for s in early if s.get('summary') and s['design'] == 'local' and s['split'] == 'small')
+  assert s2['steps'] == 2 and s2['mfd']['values'] == [r['mfd'] for r in runs if r['design'] == 'local'
+                                                      and r['split'] == 'small' and r['steps'] == 2]
 
 
 def test_pairwise_verdict_needs_the_difference_beyond_the_seed_spread():
