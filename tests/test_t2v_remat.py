@@ -21,8 +21,6 @@ def _count_checkpoints(jaxpr) -> int:
   n = 0
   for eqn in jaxpr.eqns:
     n += eqn.primitive.name in ('checkpoint', 'remat', 'remat2')
-    for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, 'subjaxprs') else []:
-      n += _count_checkpoints(sub)
     for v in eqn.params.values():
       inner = getattr(v, 'jaxpr', None)
       if inner is not None and hasattr(inner, 'eqns'):

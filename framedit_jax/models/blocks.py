@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from framedit_jax.models import cpu
 from framedit_jax.models.attention import Attention, MatrixAttention
 from framedit_jax.models.fusion import HybridTemporalAttention, local_temporal
+from framedit_jax.parallel.activations import constrain_batch
 
 MIXERS = ('spatial', 'local', 'matrix', 'hybrid', 'full3d')
 
@@ -155,15 +156,17 @@ class DiTBlock(nn.Module):
   def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
     mod = nn.Dense(6 * self.hidden_size, kernel_init=nn.initializers.zeros, name='adaLN_modulation')(
         nn.silu(c.astype(jnp.float32)))
-    mod = broadcast_condition(mod, x.ndim)
+    mod = broadcast_condition(constrain_batch(mod), x.ndim)
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
-    x = cpu.barrier(x, self.cpu_kernels)
+    # constrain_batch: under a data x fsdp mesh the activations keep their batch sharding and only the weights
+    # are gathered (framedit_jax.parallel.activations); the identity otherwise.
+    x = cpu.barrier(constrain_batch(x), self.cpu_kernels)
     h = modulate(layer_norm(x), shift_msa, scale_msa).astype(self.dtype)
-    x = x + gate_msa * self._mix(h).astype(jnp.float32)
+    x = x + gate_msa * constrain_batch(self._mix(h)).astype(jnp.float32)
     x = cpu.barrier(x, self.cpu_kernels)
     h = modulate(layer_norm(x), shift_mlp, scale_mlp).astype(self.dtype)
     mlp = Mlp(int(self.hidden_size * self.mlp_ratio), self.dtype, self.cpu_kernels, name='mlp')
-    return x + gate_mlp * mlp(h).astype(jnp.float32)
+    return constrain_batch(x + gate_mlp * constrain_batch(mlp(h)).astype(jnp.float32))
 
 
 class FinalLayer(nn.Module):
