@@ -113,7 +113,8 @@ def _total_bytes(tree) -> int:
 
 def prepare_config(config):
   """Resolves what depends on the target: the 'auto' model settings to the accelerator row (not the CPU host's);
-  T2V without a text encoder gets a placeholder text.cache (the cache is `TextShapeCache`)."""
+  T2V without a text encoder gets a placeholder text.cache (the cache is `TextShapeCache`), and a latent-cache
+  config a placeholder data.latents_dir (the batch is abstract: no data is read)."""
   from framedit_jax.models.cpu import defaults  # pylint: disable=g-import-not-at-top
   for key, value in defaults.resolve(backend='accelerator').items():
     if config.model.get(key, defaults.AUTO) == defaults.AUTO:
@@ -121,6 +122,8 @@ def prepare_config(config):
   if config.get('task', 'video') == 't2v' and not config.text.root and not config.text.get('cache', ''):
     with config.unlocked():
       config.text.cache = '(aot: TextShapeCache)'  # never read: the text cache is shape-only here
+  if config.data.get('use_latents', False) and not config.data.get('latents_dir', ''):
+    config.data.latents_dir = '(aot: no data is read)'  # the step's batch is abstract; nothing is loaded
   return config
 
 

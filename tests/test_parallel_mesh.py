@@ -29,3 +29,18 @@ def test_fsdp_rule_shards_largest_divisible_dim():
   assert fsdp_spec((1155, 7), 4) == P()  # nothing divisible
   assert fsdp_spec((8,), 4) == P()  # too small to bother
   assert fsdp_spec((1152, 6912), 1) == P()
+
+
+def test_fsdp_replicated_finds_what_the_rule_cannot_shard():
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from framedit_jax.parallel.mesh import fsdp_replicated  # pylint: disable=g-import-not-at-top
+  s = lambda *shape: jax.ShapeDtypeStruct(shape, np.float32)
+  # XL widths: 1152 and 3456 are not multiples of 256, 4608 is; the (8,) bias is small and replicated by design.
+  state = {'qkv': s(1152, 3456), 'fc1': s(1152, 4608), 'bias': s(8)}
+  total = 1152 * 3456 + 1152 * 4608 + 8
+  frac, example = fsdp_replicated(state, 256)
+  assert frac == pytest.approx(1152 * 3456 / total)
+  assert example == "['qkv'] (1152, 3456)"
+  assert fsdp_replicated(state, 16) == (0.0, None)  # 16 divides every width: all sharded
+  assert fsdp_replicated(state, 1) == (0.0, None)

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 AXES = ('data', 'fsdp', 'frame')
@@ -79,9 +80,39 @@ def fsdp_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int = 2**14) -> 
   return P()
 
 
+def fsdp_replicated(abstract_state: Any, fsdp_size: int, min_size: int = 2**14) -> tuple[float, str | None]:
+  """What the fsdp rule cannot shard: ``(fraction of the state's bytes replicated although large, an example)``.
+
+  An array of at least ``min_size`` elements stays whole on every device when none of its dimensions is
+  divisible by ``fsdp_size`` (e.g. a ``(1152, 3456)`` XL attention kernel under fsdp=256). The example is
+  ``'path (shape)'`` of the largest such array, or None.
+  """
+  if fsdp_size <= 1:
+    return 0.0, None
+  total, stuck, example = 0, 0, (0, None)
+  for path, x in jax.tree_util.tree_leaves_with_path(abstract_state):
+    shape = tuple(getattr(x, 'shape', ()))
+    nbytes = math.prod(shape) * np.dtype(getattr(x, 'dtype', np.float32)).itemsize
+    total += nbytes
+    if math.prod(shape) >= min_size and fsdp_spec(shape, fsdp_size, min_size) == P():
+      stuck += nbytes
+      if nbytes > example[0]:
+        example = (nbytes, f'{jax.tree_util.keystr(path)} {shape}')
+  return (stuck / total if total else 0.0), example[1]
+
+
 def state_shardings(mesh: Mesh, abstract_state: Any) -> Any:
-  """NamedShardings for a (abstract) state pytree: fsdp rule on arrays of rank >= 1, replicate scalars."""
+  """NamedShardings for a (abstract) state pytree: fsdp rule on arrays of rank >= 1, replicate scalars.
+
+  Logs a warning when more than 5% of the state's bytes cannot be sharded over ``fsdp`` (``fsdp_replicated``).
+  """
   fsdp = mesh.shape['fsdp']
+  frac, example = fsdp_replicated(abstract_state, fsdp)
+  if frac > 0.05:
+    logging.warning('config.mesh.fsdp=%d: %.0f%% of the train state stays replicated on every device (no dimension '
+                    'divisible by %d, e.g. %s); choose an fsdp size that divides the model widths and put the '
+                    'rest of the devices on mesh.data (e.g. data=16, fsdp=16 for 256 devices).', fsdp,
+                    100 * frac, fsdp, example)
 
   def one(x):
     shape = tuple(getattr(x, 'shape', ()))
