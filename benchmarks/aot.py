@@ -326,8 +326,9 @@ def run(config, target_name: str, what_list: list[str], per_device_batch: int = 
 def main(argv):
   del argv
   from framedit_jax.train.validate import check_fields  # pylint: disable=g-import-not-at-top
-  check_fields(_CONFIG.value)
-  run(_CONFIG.value, _TARGET.value, [w.strip() for w in _COMPILE.value.split(',') if w.strip()],
+  config = prepare_config(_CONFIG.value)  # before the checks: the placeholders stand in for absent data
+  check_fields(config)
+  run(config, _TARGET.value, [w.strip() for w in _COMPILE.value.split(',') if w.strip()],
       _PER_DEVICE_BATCH.value, _OUT.value)
 
 
