@@ -15,6 +15,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding
 
@@ -53,7 +54,7 @@ def case(build, batches=(8, 16)):
   params = tree.unflatten([x + 0.05 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
   loss = lambda p, *a: jnp.mean(model.apply({'params': p}, *a) ** 2)
   grad = jax.grad(loss)
-  mesh = mesh_lib.make_mesh(type('M', (), dict(data=1, fsdp=4, frame=1))())
+  mesh = mesh_lib.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=4, frame=1)))
   p_sh = mesh_lib.state_shardings(mesh, params)
   out = {'param_bytes': int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params)))}
   for b in batches:

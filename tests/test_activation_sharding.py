@@ -9,21 +9,18 @@ all-to-alls reshard activations (the v5p-8 AOT compile of H-XL/2 showed the same
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import _train_utils as tu
 
 
 @pytest.fixture(scope='module')
 def results(tmp_path_factory):
   out = tmp_path_factory.mktemp('as') / 'as.json'
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4', JAX_PLATFORMS='cpu',
-             PYTHONPATH=ROOT)
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', '_activation_sharding_script.py'), str(out)],
-                        env=env, capture_output=True, text=True, timeout=1200)
+  proc = tu.run([sys.executable, os.path.join(tu.REPO, 'tests', '_activation_sharding_script.py'), str(out)],
+                num_devices=4, timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(out.read_text())['framedit_h']
 

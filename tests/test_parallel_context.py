@@ -9,21 +9,18 @@ own collective and never to the K/V all-gather.
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import _train_utils as tu
 
 
 @pytest.fixture(scope='module')
 def results(tmp_path_factory):
   out = tmp_path_factory.mktemp('cp') / 'cp.json'
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu',
-             PYTHONPATH=ROOT)
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', '_context_parallel_script.py'), str(out)],
-                        env=env, capture_output=True, text=True, timeout=3000)
+  proc = tu.run([sys.executable, os.path.join(tu.REPO, 'tests', '_context_parallel_script.py'), str(out)],
+                num_devices=8, timeout=3000)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(out.read_text())
 

@@ -21,11 +21,11 @@ import math
 import jax
 from jax.sharding import PartitionSpec as P
 
-BATCH_AXES = ('data', 'fsdp')
+from framedit_jax.parallel.mesh import BATCH_AXES
 
 
-def batch_axes_here(ndim_leading: int) -> tuple[str, ...]:
-  """The batch mesh axes (size > 1, not manual) a leading dimension of size `ndim_leading` can be split over."""
+def batch_axes_here(leading: int) -> tuple[str, ...]:
+  """The batch mesh axes (size > 1, not manual) a leading dimension of size `leading` can be split over."""
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty:
     return ()
@@ -33,7 +33,7 @@ def batch_axes_here(ndim_leading: int) -> tuple[str, ...]:
   if any(a in getattr(mesh, 'manual_axes', ()) for a in names):  # inside shard_map: each shard is already local
     return ()
   axes = tuple(a for a in BATCH_AXES if a in names and mesh.shape[a] > 1)
-  if not axes or ndim_leading % math.prod(mesh.shape[a] for a in axes):
+  if not axes or leading % math.prod(mesh.shape[a] for a in axes):
     return ()
   return axes
 
