@@ -88,6 +88,9 @@ def _memory(compiled) -> dict[str, int]:
   # CUDA reports no peak: arguments + outputs not aliased to (donated) arguments + temporaries.
   mem['peak'] = peak or mem['argument'] + mem['output'] - mem['alias'] + mem['temp']
   mem['peak_reported'] = bool(peak)
+  # config.train.host_offload: the state fields kept in host memory (pinned_host) between steps.
+  for k in ('argument', 'output', 'temp'):
+    mem[f'host_{k}'] = int(getattr(ma, f'host_{k}_size_in_bytes', 0) or 0)
   return mem
 
 
@@ -247,7 +250,9 @@ def compile_one(fn, args, exp, target, what: str, extra: dict[str, Any]) -> dict
       global_batch=int(cfg.data.global_batch_size if what == 'train' else cfg.sample.batch_size), mesh=mesh,
       remat_policy=cfg.model.get('remat_policy', 'none'), scan_blocks=bool(cfg.model.get('scan_blocks', False)),
       dtype=cfg.model.get('dtype', ''), attention_kernel=cfg.model.get('attention_kernel', ''),
-      context_parallel=cfg.model.get('context_parallel', 'gather'), grad_accum_steps=int(cfg.optim.get('grad_accum_steps', 1)), task=cfg.get('task', 'video'))
+      context_parallel=cfg.model.get('context_parallel', 'gather'),
+      grad_accum_steps=int(cfg.optim.get('grad_accum_steps', 1)), task=cfg.get('task', 'video'),
+      host_offload=bool(cfg.train.get('host_offload', False)))
   rec['per_device_batch'] = rec['global_batch'] / (mesh['data'] * mesh['fsdp'])
   rec['device_kind'] = exp.mesh.devices.flat[0].device_kind
   rec.update(extra)
@@ -316,7 +321,9 @@ def run(config, target_name: str, what_list: list[str], per_device_batch: int = 
     if what == 'train':
       fn, fargs = step, args
     else:
-      fn, fargs = sample_args(exp, what, args[0].ema_params, shardings.ema_params)
+      # sampling reads the EMA weights from device memory (generate.Sampler copies host-offloaded ones in)
+      from framedit_jax.parallel.mesh import with_memory_kind  # pylint: disable=g-import-not-at-top
+      fn, fargs = sample_args(exp, what, args[0].ema_params, with_memory_kind(shardings.ema_params, 'device'))
     rec = compile_one(fn, fargs, exp, target, what, base)
     common.emit(rec, out)
     records.append(rec)

@@ -121,6 +121,33 @@ def state_shardings(mesh: Mesh, abstract_state: Any) -> Any:
   return jax.tree.map(one, abstract_state)
 
 
+HOST_MEMORY = 'pinned_host'
+
+
+def supports_host_offload(mesh: Mesh) -> bool:
+  """Whether the mesh's devices have a ``pinned_host`` memory space (TPU, GPU and the CPU backend do)."""
+  try:
+    return HOST_MEMORY in {m.kind for m in mesh.devices.flat[0].addressable_memories()}
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def with_memory_kind(shardings: Any, kind: str) -> Any:
+  """``shardings`` (a pytree of ``NamedSharding``) placed in memory space ``kind`` ('device' or 'pinned_host')."""
+  return jax.tree.map(lambda s: s.with_memory_kind(kind), shardings)
+
+
+def to_device_memory(tree: Any) -> Any:
+  """Copies the arrays of ``tree`` that live in host memory (``config.train.host_offload``) to device memory;
+  arrays already on the device pass through untouched."""
+  def one(x):
+    sharding = getattr(x, 'sharding', None)
+    if getattr(sharding, 'memory_kind', None) == HOST_MEMORY:
+      return jax.device_put(x, sharding.with_memory_kind('device'))
+    return x
+  return jax.tree.map(one, tree)
+
+
 def host_to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Assembles process-local batch slices into global arrays sharded on the batch axes.
 

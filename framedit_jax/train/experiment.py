@@ -9,6 +9,8 @@ diffusion, 't2v' text-to-video, 'dpvae' the DP-VAE), and hands out the pieces ev
     and its orbax restore (falling back past a damaged latest checkpoint);
   * ``dataset(split)``: this process's batch iterator; ``batch_shardings()``, ``abstract_batch()``;
   * ``train_step(state_shardings)``: THE jitted, donated step ``step(state, batch, frozen)``; ``frozen()``;
+    with ``config.train.host_offload`` the task's ``host_offload_fields`` (optimizer state, EMA) are kept in
+    host memory (``pinned_host``) between steps, and the step copies them in and back out;
   * ``encoder()``: the in-loop VAE encoder (or None);
   * video task: ``generate(params, key, num, labels)`` (``generate.Sampler``, compiled once per shape, params as arguments), ``default_labels``;
   * ``load_params(workdir, checkpoint)``: sampling weights of a training run or params of a converted checkpoint.
@@ -66,7 +68,11 @@ class Experiment:
   def abstract_state(self):
     """``(abstract state, state_shardings)`` without allocating anything."""
     abstract = jax.eval_shape(self.task.init_state, self._rng())
-    return abstract, self.task.state_shardings(abstract)
+    shardings = self.task.state_shardings(abstract)
+    if self.config.train.host_offload:  # optimizer state / EMA live in host memory between steps
+      shardings = shardings.replace(**{f: mesh_lib.with_memory_kind(getattr(shardings, f), mesh_lib.HOST_MEMORY)
+                                       for f in self.task.host_offload_fields})
+    return abstract, shardings
 
   def create_state(self):
     """``(state, state_shardings)``: the freshly initialised sharded state (plus the task's init load)."""
@@ -125,7 +131,9 @@ class Experiment:
     """The jitted, donated ``step(state, batch, frozen) -> (state, metrics)`` (``step.jit_train_step``)."""
     frozen = jax.eval_shape(self.task.frozen)
     frozen_sh = None if frozen is None else self.task.state_shardings(frozen)
-    return step_lib.jit_train_step(self.task.step_fn(), state_shardings, self.batch_shardings(), frozen_sh)
+    fields = self.task.host_offload_fields if self.config.train.host_offload else ()
+    return step_lib.jit_train_step(self.task.step_fn(), state_shardings, self.batch_shardings(), frozen_sh,
+                                   host_fields=fields)
 
   def encoder(self):
     """``encode(batch, key) -> batch`` on the global batch before the step (VAE encode of pixels), or None."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from framedit_jax.diffusion.guidance import guided_model_fn
 from framedit_jax.diffusion.samplers import create_sampler
+from framedit_jax.parallel.mesh import to_device_memory
 from framedit_jax.diffusion.samplers import sampler_name  # pylint: disable=unused-import (re-exported)
 
 
@@ -107,6 +108,7 @@ class Sampler:
     The same ``key`` gives the same latents. ``cond`` leaves have leading axis B.
     """
     guided = null_cond is not None
+    params = to_device_memory(params)  # EMA weights kept in host memory (config.train.host_offload)
     return self.compiled(shape, guided)(params, key, cond, null_cond if guided else None,
                                         jnp.float32(self.cfg_scale))
 

@@ -12,6 +12,7 @@ import optax
 
 from framedit_jax.diffusion.objectives import sample_train_timesteps
 from framedit_jax.parallel.frame_parallel import apply_model
+from framedit_jax.parallel.mesh import with_memory_kind
 from framedit_jax.train.optimizer import learning_rate_schedule
 from framedit_jax.train.state import TrainState, ema_update_every
 
@@ -172,17 +173,33 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Modu
   return apply_gradients(state, grads, metrics, optimizer, config)
 
 
-def jit_train_step(fn: Callable, state_shardings=None, batch_shardings=None, frozen_shardings=None) -> Callable:
+def jit_train_step(fn: Callable, state_shardings=None, batch_shardings=None, frozen_shardings=None, *,
+                   host_fields: tuple[str, ...] = ()) -> Callable:
   """THE jitted train step of every task: ``jax.jit(fn)`` with the state donated and shardings pinned.
 
   ``fn(state, batch, frozen) -> (state, metrics)`` (a task's ``step_fn()``); ``frozen`` holds constant inputs
   (None for most tasks). With ``state_shardings`` given, the state keeps them in and out, the batch gets
   ``batch_shardings`` and ``frozen`` ``frozen_shardings``.
+
+  ``host_fields`` (``config.train.host_offload``): state fields whose ``state_shardings`` are in host memory
+  (``pinned_host``, e.g. the Adam moments and the EMA). The step copies them to device memory on entry and its
+  ``out_shardings`` send the new values back, so between steps the device holds only the parameters (MaxText's
+  optimizer-state host offload). Values are unchanged; the cost is the two host transfers per step.
   """
   kwargs = {}
   if state_shardings is not None:
     kwargs['in_shardings'] = (state_shardings, batch_shardings, frozen_shardings)
     kwargs['out_shardings'] = (state_shardings, None)
+  if host_fields:
+    if state_shardings is None:
+      raise ValueError('host_fields needs state_shardings (the host-memory shardings of those fields).')
+    on_device = {f: with_memory_kind(getattr(state_shardings, f), 'device') for f in host_fields}
+    inner = fn
+
+    def fn(state, batch, frozen):  # pylint: disable=function-redefined
+      state = state.replace(**{f: jax.device_put(getattr(state, f), on_device[f]) for f in host_fields})
+      return inner(state, batch, frozen)
+
   return jax.jit(fn, donate_argnums=0, **kwargs)
 
 

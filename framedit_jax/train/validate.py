@@ -114,6 +114,7 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'train.fvd_every': _NONNEG_INT,
       'train.fvd_num_videos': ('an integer >= 2', lambda v: _is_int(v) and v >= 2),
       'train.nan_policy': _choice('halt', 'skip'),
+      'train.host_offload': _choice(True, False),
       'train.peak_tflops': _NONNEG,
       'sample.num_samples': _POS_INT,
       'sample.batch_size': _POS_INT,
@@ -301,6 +302,10 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
     if int(d.num_frames) % mesh.shape['frame']:
       raise ValueError(f'config.data.num_frames={d.num_frames} must be divisible by config.mesh.frame='
                        f'{mesh.shape["frame"]}.')
+    from framedit_jax.parallel.mesh import supports_host_offload  # pylint: disable=g-import-not-at-top
+    if config.train.get('host_offload', False) and not supports_host_offload(mesh):
+      raise ValueError(f'config.train.host_offload=True needs devices with a pinned_host memory space; '
+                       f'{mesh.devices.flat[0].device_kind} has none. Set config.train.host_offload=False.')
   if vae is not None:
     t_g = int(getattr(vae, 'temporal_downsample', 1))
     if t_g > 1 and (int(d.num_frames) % t_g or int(d.get('use_image_num', 0) or 0)):

@@ -54,6 +54,8 @@ class Task:
 
   name = 'task'
   log_keys: tuple[str, ...] = ('loss',)  # metrics shown on the console progress line (all go to TensorBoard)
+  # State fields kept in host memory between steps with config.train.host_offload (the step reads them once).
+  host_offload_fields: tuple[str, ...] = ('opt_state', 'ema_params')
 
   def __init__(self, config, mesh):
     self.config, self.mesh = config, mesh
@@ -117,7 +119,7 @@ class Task:
   def eval_params(self, state, frozen=None):
     """The weights one samples from (EMA params, LoRA merged with ``frozen``), for ``Experiment.load_params``."""
     del frozen
-    return state.ema_params
+    return mesh_lib.to_device_memory(state.ema_params)
 
 
 def host_tree(tree):

@@ -89,6 +89,7 @@ class DPVAETask(Task):
 
   name = 'dpvae'
   log_keys = ('loss', 'recon', 'reg', 'g_adv', 'd_loss')
+  host_offload_fields = ('g_opt', 'd_opt')
 
   def __init__(self, config, mesh, workdir: str | None = None):
     del workdir

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framedit_jax.parallel import mesh as mesh_lib
 from framedit_jax.train import lora as lora_lib
 from framedit_jax.train.optimizer import make_optimizer
 from framedit_jax.train.state import create_train_state
@@ -240,8 +241,8 @@ class T2VTask(Task):
 
   def eval_params(self, state, frozen=None):
     if self.lora:
-      return lora_lib.merge_lora(frozen['base'], state.ema_params, self.lora)
-    return state.ema_params
+      return lora_lib.merge_lora(frozen['base'], mesh_lib.to_device_memory(state.ema_params), self.lora)
+    return mesh_lib.to_device_memory(state.ema_params)
 
   # ------------------------------------------------------------------ step
   def step_fn(self):
