@@ -137,14 +137,33 @@ def with_memory_kind(shardings: Any, kind: str) -> Any:
   return jax.tree.map(lambda s: s.with_memory_kind(kind), shardings)
 
 
-def to_device_memory(tree: Any) -> Any:
-  """Copies the arrays of ``tree`` that live in host memory (``config.train.host_offload``) to device memory;
-  arrays already on the device pass through untouched."""
+def _on_host(x) -> bool:
+  if isinstance(x, jax.core.Tracer):
+    return jax.typeof(x).memory_space == jax.memory.Space.Host
+  return getattr(getattr(x, 'sharding', None), 'memory_kind', None) == HOST_MEMORY
+
+
+def to_device_memory(tree: Any, after: Any = None) -> Any:
+  """``tree`` with its host-memory arrays (``config.train.host_offload``) copied to device memory.
+
+  Works on concrete arrays and, inside ``jax.jit``, on traced ones (their aval's memory space). Inside a step,
+  ``after`` (e.g. the gradients) orders the copies after that value is computed, through an optimization barrier,
+  so the offloaded optimizer state does not come back to the device while the backward pass's activations are
+  still alive. Arrays already in device memory pass through untouched.
+  """
+  leaves = jax.tree.leaves(tree)
+  if not any(_on_host(x) for x in leaves):
+    return tree
+  if after is not None:
+    tree, _ = jax.lax.optimization_barrier((tree, after))
+
   def one(x):
-    sharding = getattr(x, 'sharding', None)
-    if getattr(sharding, 'memory_kind', None) == HOST_MEMORY:
-      return jax.device_put(x, sharding.with_memory_kind('device'))
-    return x
+    if not _on_host(x):
+      return x
+    if isinstance(x, jax.core.Tracer):
+      return jax.device_put(x, jax.memory.Space.Device)
+    return jax.device_put(x, x.sharding.with_memory_kind('device'))
+
   return jax.tree.map(one, tree)
 
 

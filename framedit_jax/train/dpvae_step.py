@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from framedit_jax.parallel.mesh import to_device_memory
 from framedit_jax.train.step import accumulate_grads
 from framedit_jax.vae import dpvae as dp
 from framedit_jax.vae import dpvae_losses as losses
@@ -105,9 +106,11 @@ def train_step(state: DPVAEState, key_params, video, *, module: dp.DPVAE, key_mo
 
   (g_grads, d_grads), metrics = accumulate_grads(grad_fn, (state.g_params, state.d_params), (video, noise),
                                                  grad_accum_steps)
-  g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
+  # config.train.host_offload: the optimizer states come from host memory only once the gradients exist
+  g_opt_in, d_opt_in = to_device_memory((state.g_opt, state.d_opt), after=(g_grads, d_grads))
+  g_updates, g_opt = g_tx.update(g_grads, g_opt_in, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
-  d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
+  d_updates, d_opt = d_tx.update(d_grads, d_opt_in, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
   grad_norm = optax.global_norm(g_grads)

@@ -10,7 +10,7 @@ diffusion, 't2v' text-to-video, 'dpvae' the DP-VAE), and hands out the pieces ev
   * ``dataset(split)``: this process's batch iterator; ``batch_shardings()``, ``abstract_batch()``;
   * ``train_step(state_shardings)``: THE jitted, donated step ``step(state, batch, frozen)``; ``frozen()``;
     with ``config.train.host_offload`` the task's ``host_offload_fields`` (optimizer state, EMA) are kept in
-    host memory (``pinned_host``) between steps, and the step copies them in and back out;
+    host memory (``pinned_host``) between steps; the optimizer update copies them in once the gradients exist;
   * ``encoder()``: the in-loop VAE encoder (or None);
   * video task: ``generate(params, key, num, labels)`` (``generate.Sampler``, compiled once per shape, params as arguments), ``default_labels``;
   * ``load_params(workdir, checkpoint)``: sampling weights of a training run or params of a converted checkpoint.
@@ -131,9 +131,7 @@ class Experiment:
     """The jitted, donated ``step(state, batch, frozen) -> (state, metrics)`` (``step.jit_train_step``)."""
     frozen = jax.eval_shape(self.task.frozen)
     frozen_sh = None if frozen is None else self.task.state_shardings(frozen)
-    fields = self.task.host_offload_fields if self.config.train.host_offload else ()
-    return step_lib.jit_train_step(self.task.step_fn(), state_shardings, self.batch_shardings(), frozen_sh,
-                                   host_fields=fields)
+    return step_lib.jit_train_step(self.task.step_fn(), state_shardings, self.batch_shardings(), frozen_sh)
 
   def encoder(self):
     """``encode(batch, key) -> batch`` on the global batch before the step (VAE encode of pixels), or None."""

@@ -12,7 +12,7 @@ import optax
 
 from framedit_jax.diffusion.objectives import sample_train_timesteps
 from framedit_jax.parallel.frame_parallel import apply_model
-from framedit_jax.parallel.mesh import with_memory_kind
+from framedit_jax.parallel.mesh import to_device_memory
 from framedit_jax.train.optimizer import learning_rate_schedule
 from framedit_jax.train.state import TrainState, ema_update_every
 
@@ -112,8 +112,12 @@ def apply_gradients(state, grads, metrics, optimizer: optax.GradientTransformati
     ``(new_state, metrics)``; metrics add grad_norm, param_norm, update_norm, finite, lr. With
     ``nan_policy='skip'`` a non-finite step leaves the state unchanged except ``step``.
   """
+  # config.train.host_offload: the moments and the EMA come from host memory only now, once the gradients exist
+  # config.train.host_offload: the moments, then the EMA, come from host memory only once grads / params exist
+  state = state.replace(opt_state=to_device_memory(state.opt_state, after=grads))
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  state = state.replace(ema_params=to_device_memory(state.ema_params, after=params))
   # official T2V phase: update at 0-based steps k % every == 0 with decay ** every (state.ema_update_every)
   ema_params = ema_update_every(state.ema_params, params, state.step, ema_every, config.optim.ema_decay)
 
@@ -133,7 +137,8 @@ def apply_gradients(state, grads, metrics, optimizer: optax.GradientTransformati
 def keep_if_finite(finite, new_state, old_state, fields):
   """``new_state`` with ``fields`` reverted to ``old_state``'s where ``finite`` is False (``nan_policy='skip'``)."""
   keep_old = lambda new, old: jnp.where(finite, new, old)
-  return new_state.replace(**{f: jax.tree.map(keep_old, getattr(new_state, f), getattr(old_state, f))
+  return new_state.replace(**{f: jax.tree.map(keep_old, getattr(new_state, f),
+                                              to_device_memory(getattr(old_state, f)))
                               for f in fields})
 
 
@@ -173,33 +178,19 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: nn.Modu
   return apply_gradients(state, grads, metrics, optimizer, config)
 
 
-def jit_train_step(fn: Callable, state_shardings=None, batch_shardings=None, frozen_shardings=None, *,
-                   host_fields: tuple[str, ...] = ()) -> Callable:
+def jit_train_step(fn: Callable, state_shardings=None, batch_shardings=None, frozen_shardings=None) -> Callable:
   """THE jitted train step of every task: ``jax.jit(fn)`` with the state donated and shardings pinned.
 
   ``fn(state, batch, frozen) -> (state, metrics)`` (a task's ``step_fn()``); ``frozen`` holds constant inputs
   (None for most tasks). With ``state_shardings`` given, the state keeps them in and out, the batch gets
-  ``batch_shardings`` and ``frozen`` ``frozen_shardings``.
-
-  ``host_fields`` (``config.train.host_offload``): state fields whose ``state_shardings`` are in host memory
-  (``pinned_host``, e.g. the Adam moments and the EMA). The step copies them to device memory on entry and its
-  ``out_shardings`` send the new values back, so between steps the device holds only the parameters (MaxText's
-  optimizer-state host offload). Values are unchanged; the cost is the two host transfers per step.
+  ``batch_shardings`` and ``frozen`` ``frozen_shardings``. State fields whose shardings are in host memory
+  (``config.train.host_offload``) come in and go out there; the step's optimizer update reads them with
+  ``parallel.mesh.to_device_memory(..., after=grads)``.
   """
   kwargs = {}
   if state_shardings is not None:
     kwargs['in_shardings'] = (state_shardings, batch_shardings, frozen_shardings)
     kwargs['out_shardings'] = (state_shardings, None)
-  if host_fields:
-    if state_shardings is None:
-      raise ValueError('host_fields needs state_shardings (the host-memory shardings of those fields).')
-    on_device = {f: with_memory_kind(getattr(state_shardings, f), 'device') for f in host_fields}
-    inner = fn
-
-    def fn(state, batch, frozen):  # pylint: disable=function-redefined
-      state = state.replace(**{f: jax.device_put(getattr(state, f), on_device[f]) for f in host_fields})
-      return inner(state, batch, frozen)
-
   return jax.jit(fn, donate_argnums=0, **kwargs)
 
 
