@@ -20,7 +20,7 @@ XLA_FLAGS = ('--xla_force_host_platform_device_count=8 --xla_backend_optimizatio
 
 @functools.lru_cache(maxsize=None)
 def results() -> dict:
-  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
+  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')  # replaces conftest's
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, 'results.json')
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'tests', '_parallel_script.py'), out], env=env,

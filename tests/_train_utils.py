@@ -46,8 +46,10 @@ def train_cmd(workdir, data_dir, **extra):
 
 
 def env(num_devices=1):
+  """This environment with ``num_devices`` host CPU devices; other XLA flags (conftest's fast-compile ones) kept."""
   e = dict(os.environ)
-  e['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={num_devices}'
+  flags = [f for f in e.get('XLA_FLAGS', '').split() if not f.startswith('--xla_force_host_platform_device_count')]
+  e['XLA_FLAGS'] = ' '.join([f'--xla_force_host_platform_device_count={num_devices}'] + flags)
   e['TF_CPP_MIN_LOG_LEVEL'] = '2'
   e['PYTHONUNBUFFERED'] = '1'
   return e

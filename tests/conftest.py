@@ -18,3 +18,9 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 # The `test` extra installs libtpu (tests/test_aot.py compiles for compile-only TPU devices); keep every test on the
 # CPU backend rather than letting JAX probe for TPU chips in each worker.
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# The tests' programs are tiny, so LLVM's optimisation passes cost more than they save: turn them down for every
+# test, worker and subprocess (tests/_train_utils.env keeps these flags). Both sides of every comparison are
+# compiled with the same flags; speed is measured in benchmarks/, never here.
+FAST_COMPILE_FLAGS = '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
+if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + FAST_COMPILE_FLAGS).strip()

@@ -79,7 +79,8 @@ def _compile_demo(tmp_path, fsdp: int, *extra: str) -> dict:
          # unrolled, as in the committed aot_ci_demo.jsonl rows: with scanned blocks (the accelerator 'auto' row)
          # the per-layer gradient reduce-scatters run inside the scan and carry more bytes (see docs/scaling.md)
          '--config.model.scan_blocks=False', '--compile=train', f'--out={out}'] + list(extra)
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, ALLOW_MULTIPLE_LIBTPU_LOAD='1')
+  # XLA_FLAGS='': the TPU compiler runs with its own defaults (not conftest's fast-compile CPU flags)
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, ALLOW_MULTIPLE_LIBTPU_LOAD='1', XLA_FLAGS='')
   proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
   (rec,) = [json.loads(l) for l in out.read_text().splitlines()]

@@ -173,8 +173,9 @@ def test_same_step_on_8_devices_data2_fsdp4_as_on_1(parallel, case):
   assert r['fsdp_sharded_leaves'] > 0  # the fsdp rule really sharded part of the state (LoRA: the frozen base)
   if case == 't2v_lora':
     # A fresh adaLN-Zero base has zero gates, so every LoRA gradient (and the step's change) is exactly zero at
-    # step 0; here only the loss through the fsdp-sharded frozen base is compared (see the closing note of issue 25).
-    assert r['state_change'] == 0.0, r
+    # step 0 up to float rounding (exactly 0 with LLVM's default passes, 7e-9 at conftest's -O0 test flags); here only
+    # the loss through the fsdp-sharded frozen base is compared (see the closing note of issue 25).
+    assert r['state_change'] < 1e-6, r
   else:
     assert r['state_change'] > 1e-3
   np.testing.assert_allclose(r['loss_8'], r['loss_1'], rtol=1e-5)
