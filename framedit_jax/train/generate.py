@@ -16,8 +16,8 @@ import numpy as np
 
 from framedit_jax.diffusion.guidance import guided_model_fn
 from framedit_jax.diffusion.samplers import create_sampler
-from framedit_jax.parallel.mesh import to_device_memory
 from framedit_jax.diffusion.samplers import sampler_name  # pylint: disable=unused-import (re-exported)
+from framedit_jax.parallel.mesh import to_device_memory
 
 
 def clip_denoised(config) -> bool:

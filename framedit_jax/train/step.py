@@ -112,7 +112,6 @@ def apply_gradients(state, grads, metrics, optimizer: optax.GradientTransformati
     ``(new_state, metrics)``; metrics add grad_norm, param_norm, update_norm, finite, lr. With
     ``nan_policy='skip'`` a non-finite step leaves the state unchanged except ``step``.
   """
-  # config.train.host_offload: the moments and the EMA come from host memory only now, once the gradients exist
   # config.train.host_offload: the moments, then the EMA, come from host memory only once grads / params exist
   state = state.replace(opt_state=to_device_memory(state.opt_state, after=grads))
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)

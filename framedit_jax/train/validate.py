@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import jax
 
+from framedit_jax.parallel.mesh import supports_host_offload
+
 
 def patch_size_from_name(name: str) -> int | None:
   """The patch size in an official model name (``'FrameDiTH-XL/128-512/2-concat'`` -> 2), or None."""
@@ -302,7 +304,6 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
     if int(d.num_frames) % mesh.shape['frame']:
       raise ValueError(f'config.data.num_frames={d.num_frames} must be divisible by config.mesh.frame='
                        f'{mesh.shape["frame"]}.')
-    from framedit_jax.parallel.mesh import supports_host_offload  # pylint: disable=g-import-not-at-top
     if config.train.get('host_offload', False) and not supports_host_offload(mesh):
       raise ValueError(f'config.train.host_offload=True needs devices with a pinned_host memory space; '
                        f'{mesh.devices.flat[0].device_kind} has none. Set config.train.host_offload=False.')
