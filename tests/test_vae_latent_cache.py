@@ -112,15 +112,26 @@ def _logged_scalars(workdir, tag):
   return {e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
 
 
-def test_periodic_fvd_runs_in_the_loop_on_latents(cache, tmp_path):
+def test_periodic_fvd_runs_in_the_loop_on_latents(cache, tmp_path, monkeypatch):
   """`train.fvd_every` for real: a 2-step latent-cache run of the training loop with the I3D FVD at step 2.
 
   Reference, computed here independently: real clips = the cache's separate stream (seed + 7919) decoded by the
-  same VAE (pixels, not latents), fakes = the final EMA weights sampled with the loop's keys, FVD with I3D. The
-  logged `eval/fvd` must equal it, so the loop's FVD wiring (stream, decoding, sampling, writer) is what runs.
+  same VAE (pixels, not latents), fakes = the final EMA weights sampled with the loop's keys. The loop's I3D
+  (one real extractor, recording what it is given) must have seen exactly those clips, and the logged `eval/fvd`
+  must equal the Frechet distance of the features it returned, so the loop's FVD wiring (stream, decoding,
+  sampling, writer) is what runs. I3D itself is checked against its reference in test_eval_i3d.py.
   """
   from framedit_jax.eval import fvd as fvd_lib  # pylint: disable=g-import-not-at-top
+  from framedit_jax.eval import frechet  # pylint: disable=g-import-not-at-top
   from framedit_jax.train import loop  # pylint: disable=g-import-not-at-top
+  i3d, seen = fvd_lib.I3DFeatureExtractor(), []
+
+  def recording(videos):
+    features = np.asarray(i3d(videos), np.float64)
+    seen.append((np.asarray(videos), features))
+    return features
+
+  monkeypatch.setattr(loop, 'fvd_extractor', lambda: recording)
   tmp, vae, _ = cache
   vae_dir = tmp_path / 'vae'
   _tiny_vae.save(vae_dir, vae.params)
@@ -142,7 +153,11 @@ def test_periodic_fvd_runs_in_the_loop_on_latents(cache, tmp_path):
   exp = experiment.Experiment(config)
   key = jax.random.PRNGKey(config.seed + 1)
   fake = np.concatenate([exp.generate(state.ema_params, jax.random.fold_in(key, 10_000 + i), 2) for i in (0, 2)])
-  expected = fvd_lib.fvd_from_arrays(real, fake[:3], fvd_lib.I3DFeatureExtractor())
+  (real_in, real_f), (fake_in, fake_f) = seen  # the loop scores the real clips, then the samples
+  np.testing.assert_allclose(real_in, real, atol=1e-5)
+  np.testing.assert_allclose(fake_in, fake[:3], atol=1e-5)
+  expected = frechet.frechet_distance_from_stats(frechet.GaussianStats.from_features(real_f),
+                                                 frechet.GaussianStats.from_features(fake_f), 1)
   assert np.isfinite(expected) and expected > 0
   assert logged[2] == pytest.approx(expected, rel=1e-4)
 
