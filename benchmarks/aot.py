@@ -309,6 +309,7 @@ def run(config, target_name: str, what_list: list[str], per_device_batch: int = 
   bad = sorted(set(what_list) - {'train', 'sample_step', 'sample_scan'})
   if bad:
     raise ValueError(f'--compile: unknown {bad}; use train, sample_step, sample_scan.')
+  from framedit_jax.parallel.mesh import with_memory_kind  # pylint: disable=g-import-not-at-top
   devs = aot_targets.devices(target)
   config = prepare_config(config)
   if per_device_batch > 0:
@@ -329,7 +330,6 @@ def run(config, target_name: str, what_list: list[str], per_device_batch: int = 
       fn, fargs = step, args
     else:
       # sampling reads the EMA weights from device memory (generate.Sampler copies host-offloaded ones in)
-      from framedit_jax.parallel.mesh import with_memory_kind  # pylint: disable=g-import-not-at-top
       fn, fargs = sample_args(exp, what, args[0].ema_params, with_memory_kind(shardings.ema_params, 'device'))
     rec = compile_one(fn, fargs, exp, target, what, base)
     common.emit(rec, out)

@@ -15,13 +15,13 @@ import subprocess
 import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-XLA_FLAGS = ('--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0 '
-             '--xla_llvm_disable_expensive_passes=true')
+import _train_utils
+
+REPO = _train_utils.REPO
 
 
 def _run() -> dict:
-  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')  # replaces conftest's
+  env = _train_utils.env(num_devices=8)  # keeps conftest's fast-compile flags
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, 'results.json')
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'tests', '_parallel_script.py'), out], env=env,
