@@ -69,10 +69,14 @@ def parse_args(argv=None):
                  'clips per half)')
   p.add_argument('--sampler', default=None, help="config.sample.sampler (default: the config's 'euler')")
   p.add_argument('--sample-steps', type=int, default=None)
+  p.add_argument('--cfg-scale', type=float, default=None, help="config.sample.cfg_scale (default: the config's 1, "
+                 'unguided; > 1 guides against the null class)')
   p.add_argument('--batch-size', type=int, default=None, help='training batch (default: the config)')
   p.add_argument('--lr', type=float, default=None)
   p.add_argument('--num-frames', type=int, default=None, help='clip length (default: the config, 8)')
   p.add_argument('--hidden-size', type=int, default=None)
+  p.add_argument('--cosine', action='store_true', help='cosine lr decay to 0 at the last step '
+                 '(config.optim.decay_steps = the steps)')
   p.add_argument('--rf-shift', type=float, default=None, help='config.diffusion.rf_shift (SD3 time shift)')
   p.add_argument('--depth', type=int, default=None, help='blocks (Latte-style designs alternate spatial/temporal)')
   p.add_argument('--patch', type=int, default=4, help='patch size of every design (the names end in /<patch>)')
@@ -118,7 +122,8 @@ def build_config(args, design: str, seed: int):
   config.model.name = model_name(design, args.patch)
   config.data.data_dir = args.data_dir
   for value, path in ((args.dataset, 'data.dataset'), (args.sampler, 'sample.sampler'),
-                      (args.sample_steps, 'sample.num_steps'), (args.batch_size, 'data.global_batch_size'),
+                      (args.sample_steps, 'sample.num_steps'), (args.cfg_scale, 'sample.cfg_scale'),
+                      (args.batch_size, 'data.global_batch_size'),
                       (args.lr, 'optim.lr'), (args.num_frames, 'data.num_frames'), (args.steps, 'train.num_steps'),
                       (args.hidden_size, 'model.overrides.hidden_size'), (args.depth, 'model.overrides.depth'),
                       (args.rf_shift, 'diffusion.rf_shift')):
@@ -128,6 +133,8 @@ def build_config(args, design: str, seed: int):
       for k in key.split('.')[:-1]:
         cfg = cfg[k]
       cfg[key.split('.')[-1]] = value
+  if args.cosine:
+    config.optim.decay_steps = config.train.num_steps
   if args.smoke:
     config.model.overrides.hidden_size = 32
     config.model.overrides.depth = 1

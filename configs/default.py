@@ -96,6 +96,7 @@ def get_config(arg: str | None = None):
   o.b2 = 0.999
   o.eps = 1e-8
   o.warmup_steps = 0
+  o.decay_steps = 0  # > 0: cosine decay to 0 ending at this step (warm-up included); 0 = constant (official)
   o.clip_max_norm = 0.1
   o.start_clip_iter = 20_000
   o.ema_decay = 0.9999

@@ -110,3 +110,24 @@ def test_motion2_speed_classes_labels_and_single_shape():
     assert lo - 1e-6 <= np.median(step) <= hi + 1e-6
   with pytest.raises(ValueError, match='max_shapes'):
     ms.video_spec(ms.example_rng(0, 'train', 0), max_shapes=4)
+
+
+def test_motion3_one_fixed_disc_with_motion2_draws():
+  """kind / radius fix the shape; every other draw (speed class, direction, the uniform draw of the start) is the
+  one motion2 makes, and the rendered disc covers pi r^2 pixels in every frame (the closed form)."""
+  cfg3, cfg2 = CONFIGS['motion3'], CONFIGS['motion2']
+  for i in range(8):
+    spec3, frames, centers, vels = ms.make_video(cfg3, 'train', i)
+    spec2, _, _, vels2 = ms.make_video(cfg2, 'train', i)
+    assert spec3.kinds == (ms.KINDS.index('disc'),) and float(spec3.radii[0]) == 2.5
+    np.testing.assert_allclose(vels[0], vels2[0])  # the same velocity draw
+    # start = U(r, size - r): the same uniform variate under the two radii
+    u3 = (spec3.start - 2.5) / (16 - 5.0)
+    u2 = (spec2.start - spec2.radii[:, None]) / (16 - 2 * spec2.radii[:, None])
+    np.testing.assert_allclose(u3, u2, atol=1e-12)
+    area = frames[..., 0].astype(np.float64).sum(axis=(1, 2)) / 255.0
+    np.testing.assert_allclose(area, np.pi * 2.5**2, rtol=0.03)
+  with pytest.raises(ValueError, match='radius'):
+    ms.video_spec(ms.example_rng(0, 'train', 0), size=16, radius=9.0)
+  with pytest.raises(ValueError, match='kind'):
+    ms.video_spec(ms.example_rng(0, 'train', 0), kind='star')

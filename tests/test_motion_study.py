@@ -158,3 +158,25 @@ def test_pairwise_verdict_needs_the_difference_beyond_the_seed_spread():
   assert not pairs[('local', 'full3d')]['exceeds_spread'] and pairs[('local', 'full3d')]['better'] is None
   learned = {s['design']: (s['learned'], s['learned_seeds']) for s in out if s.get('summary')}
   assert learned == {'local': (False, 0), 'g': (True, 3), 'full3d': (False, 0)}
+
+
+def test_calibration_damages_do_what_they_say():
+  """benchmarks/motion_calibration.py: jitter rolls every frame whole, shuffle keeps each clip's frames, edge
+  noise touches only outline pixels."""
+  from benchmarks import motion_calibration  # pylint: disable=g-import-not-at-top
+  cfg = next(c for c in ms.MovingShapes.BUILDER_CONFIGS if c.name == 'motion2')
+  clips = np.stack([ms.make_video(cfg, 'test', i)[1][:8] for i in range(4)]).astype(np.float64) / 127.5 - 1.0
+  d = motion_calibration.damages(clips, clips[::-1], np.random.default_rng(1))
+  assert set(d) >= {'none', 'jitter 1', 'jitter 2', 'shuffle', 'static', 'edge_noise 0.4', 'pixel_noise 0.1'}
+  for a in (1, 2):
+    for i in range(4):
+      for t in range(8):
+        frame = d[f'jitter {a}'][i, t]
+        assert any(np.array_equal(frame, np.roll(clips[i, t], (dy, dx), (0, 1)))
+                   for dy in range(-a, a + 1) for dx in range(-a, a + 1)), (a, i, t)
+  for i in range(4):
+    got = sorted(map(bytes, d['shuffle'][i].reshape(8, -1).astype(np.float32)))
+    assert got == sorted(map(bytes, clips[i].reshape(8, -1).astype(np.float32)))
+  changed = np.any(d['edge_noise 0.4'] != clips, axis=-1, keepdims=True)
+  edges = motion_calibration.edge_mask(clips)
+  assert changed.any() and not np.any(changed & ~edges)

@@ -47,6 +47,7 @@ CASES = [
     ('optim.b2', 1.0, 'config.optim.b2'),
     ('optim.eps', 0.0, 'config.optim.eps'),
     ('optim.warmup_steps', -5, 'config.optim.warmup_steps'),
+    ('optim.decay_steps', -1, 'config.optim.decay_steps'),
     ('optim.ema_decay', 1.5, 'config.optim.ema_decay'),
     ('optim.grad_accum_steps', 0, 'config.optim.grad_accum_steps'),
     ('optim.grad_accum_steps', 3, 'config.optim.grad_accum_steps=3'),  # 8 % 3 != 0

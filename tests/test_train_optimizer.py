@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from framedit_jax.train.optimizer import make_optimizer, scheduled_clip_by_global_norm
+from framedit_jax.train.optimizer import learning_rate_schedule, make_optimizer, scheduled_clip_by_global_norm
 from framedit_jax.train.state import create_train_state, ema_update
 
 
@@ -41,6 +41,30 @@ def test_adamw_first_step_matches_closed_form():
   u, _ = tx.update(g, tx.init(p), p)
   # Adam's first bias-corrected step is -lr * g / (|g| + eps) = -lr * sign(g) (no clip before step 100).
   np.testing.assert_allclose(u['w'], -1e-3 * np.sign([0.5, -0.25]), rtol=1e-5)
+
+
+def test_cosine_decay_closed_form():
+  """optim.decay_steps: linear warm-up to lr, then lr (1 + cos(pi k / K)) / 2 over the K = decay - warmup steps
+  after it, then 0; decay_steps = 0 keeps the constant (official) schedule."""
+  cfg = ml_collections.ConfigDict(dict(lr=2e-3, warmup_steps=10, decay_steps=110))
+  lr = learning_rate_schedule(cfg)
+  for step in (0, 5, 10, 35, 60, 85, 110, 150):
+    k = min(max(step - 10, 0), 100)
+    want = 2e-3 * step / 10 if step < 10 else 2e-3 * 0.5 * (1 + np.cos(np.pi * k / 100))
+    np.testing.assert_allclose(float(lr(step)), want, rtol=1e-5, atol=1e-12)
+  cfg.decay_steps = 0
+  np.testing.assert_allclose([float(learning_rate_schedule(cfg)(s)) for s in (10, 60, 500)], 2e-3, rtol=1e-6)
+
+
+def test_decay_steps_not_after_warmup_is_one_line_error():
+  import pytest  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import validate  # pylint: disable=g-import-not-at-top
+  import _train_utils as tu  # pylint: disable=g-import-not-at-top
+  config = tu.tiny_config('/unused')
+  with config.unlocked():
+    config.optim.warmup_steps, config.optim.decay_steps = 20, 20
+  with pytest.raises(ValueError, match=r'config.optim.decay_steps=20 must exceed config.optim.warmup_steps=20'):
+    validate.validate_config(config)
 
 
 def test_ema_closed_form():

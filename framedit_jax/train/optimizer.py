@@ -45,7 +45,15 @@ def scheduled_clip_by_global_norm(max_norm: float, start_step: int) -> optax.Gra
 
 
 def learning_rate_schedule(optim_config) -> optax.Schedule:
-  """Constant learning rate (official) with an optional linear warm-up of ``warmup_steps``."""
+  """Constant learning rate (official) with an optional linear warm-up of ``warmup_steps``.
+
+  With ``decay_steps > 0`` (an option; every official recipe is constant): linear warm-up from 0, then a cosine
+  decay from ``lr`` to 0 that ends at step ``decay_steps`` (warm-up included) and stays 0 after it, as
+  ``optax.warmup_cosine_decay_schedule`` (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts).
+  """
+  if optim_config.get('decay_steps', 0) > 0:
+    return optax.warmup_cosine_decay_schedule(0.0, optim_config.lr, optim_config.warmup_steps,
+                                              optim_config.decay_steps, end_value=0.0)
   if optim_config.warmup_steps > 0:
     return optax.linear_schedule(0.0, optim_config.lr, optim_config.warmup_steps)
   return optax.constant_schedule(optim_config.lr)

@@ -103,6 +103,7 @@ def _field_rules() -> dict[str, tuple[str, Callable[[Any], bool]]]:
       'optim.b2': _UNIT,
       'optim.eps': _POS,
       'optim.warmup_steps': _NONNEG_INT,
+      'optim.decay_steps': _NONNEG_INT,
       'optim.clip_max_norm': _NONNEG,
       'optim.start_clip_iter': _NONNEG_INT,
       'optim.ema_decay': _UNIT_CLOSED,
@@ -289,6 +290,9 @@ def validate_config(config, *, mesh=None, vae=None) -> None:
   if config.train.get('fvd_every', 0) and int(d.num_frames) < 9:
     raise ValueError(f'config.train.fvd_every needs config.data.num_frames >= 9 (I3D), got {d.num_frames}; '
                      'set fvd_every=0 or use longer clips.')
+  if 0 < int(o.get('decay_steps', 0)) <= int(o.warmup_steps):
+    raise ValueError(f'config.optim.decay_steps={o.decay_steps} must exceed config.optim.warmup_steps='
+                     f'{o.warmup_steps} (the cosine ends at decay_steps, warm-up included), or be 0 for a constant lr.')
   b = int(d.global_batch_size)
   if b % jax.process_count():
     raise ValueError(f'config.data.global_batch_size={b} must be a positive multiple of the process count '

@@ -41,7 +41,8 @@ class MovingShapesConfig(tfds.core.BuilderConfig):
   (the other draws unchanged; only position, size, kind and motion vary). speed_classes: when set, video i of a
   split belongs to class c = i % len(speed_classes), moves at a speed drawn from speed_classes[c] = (min, max) in
   px/frame *of this frame size* (not scaled) instead of (min_speed, max_speed), and is labelled c (otherwise
-  every label is 0).
+  every label is 0). kind / radius: when set, every shape is this kind ('disc' or 'square') with this radius or
+  half-side in px of this frame (the other draws unchanged: only position and motion vary).
   """
   size: int = 32
   num_frames: int = 64
@@ -55,6 +56,8 @@ class MovingShapesConfig(tfds.core.BuilderConfig):
   plain_background: bool = False
   speed_classes: tuple = ()
   monochrome: bool = False
+  kind: str | None = None
+  radius: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +76,12 @@ class VideoSpec:
 
 def video_spec(rng: np.random.Generator, size: int = 32, num_frames: int = 64, min_speed: float = 1.0,
                max_speed: float = 4.0, max_shapes: int = MAX_SHAPES, plain_background: bool = False,
-               monochrome: bool = False) -> VideoSpec:
+               monochrome: bool = False, kind: str | None = None, radius: float | None = None) -> VideoSpec:
   """Draws one video's parameters (shapes fully inside the frame, colours far from the background).
 
   max_shapes: at most this many shapes (1..MAX_SHAPES); plain_background: never a gradient; monochrome: white
-  shapes on a black background. At their defaults the draws are those of the first release, so the s32 / s64 /
+  shapes on a black background; kind / radius: every shape of this kind and radius (px of this frame; the draws
+  are still made, so the positions and motions match the config without them). At their defaults the draws are those of the first release, so the s32 / s64 /
   tiny videos are unchanged.
   """
   if not 1 <= max_shapes <= MAX_SHAPES:
@@ -86,6 +90,14 @@ def video_spec(rng: np.random.Generator, size: int = 32, num_frames: int = 64, m
   n = int(rng.integers(1, max_shapes + 1))
   kinds = tuple(int(k) for k in rng.integers(0, len(KINDS), n))
   radii = rng.uniform(3.0, 6.0, n) * scale
+  if kind is not None:
+    if kind not in KINDS:
+      raise ValueError(f'kind must be one of {KINDS}, got {kind!r}.')
+    kinds = (KINDS.index(kind),) * n
+  if radius is not None:
+    if not 0 < radius < size / 2:
+      raise ValueError(f'radius must be in (0, {size / 2}) px for a {size}-px frame, got {radius}.')
+    radii = np.full(n, float(radius))
   bg0 = rng.uniform(0, 90, 3)
   plain = rng.random() < 0.5
   bg1 = bg0 if plain or plain_background else np.clip(bg0 + rng.uniform(-40, 90, 3), 0, 255)
@@ -180,7 +192,7 @@ def make_video(config: MovingShapesConfig, split: str, index: int):
   else:
     lo, hi = config.min_speed, config.max_speed
   spec = video_spec(example_rng(config.seed, split, index), config.size, config.num_frames, lo, hi,
-                    config.max_shapes, config.plain_background, config.monochrome)
+                    config.max_shapes, config.plain_background, config.monochrome, config.kind, config.radius)
   centers, vels = trajectories(spec)
   frames, _ = render(spec, centers)
   return spec, frames, centers, vels
@@ -204,6 +216,10 @@ class MovingShapes(base.VideoBuilder):
                          '= small motion (0.5-1 px/frame), 1 = large motion (3-4 px/frame); 512 train / 128 test.',
                          size=16, num_frames=32, num_train=512, num_test=128, max_shapes=1, plain_background=True,
                          monochrome=True, speed_classes=((0.5, 1.0), (3.0, 4.0))),
+      MovingShapesConfig(name='motion3', description='motion2 with one fixed shape: a white disc of radius 2.5 px '
+                         'on black (only position and motion vary).', size=16, num_frames=32, num_train=512,
+                         num_test=128, max_shapes=1, plain_background=True, monochrome=True,
+                         speed_classes=((0.5, 1.0), (3.0, 4.0)), kind='disc', radius=2.5),
       MovingShapesConfig(name='tiny2', description='motion2 at 12 frames, 8 train / 8 test videos (tests).',
                          size=16, num_frames=12, num_train=8, num_test=8, max_shapes=1, plain_background=True,
                          monochrome=True, speed_classes=((0.5, 1.0), (3.0, 4.0))),
@@ -243,7 +259,7 @@ class MovingShapes(base.VideoBuilder):
     self.info.metadata['generator'] = {k: getattr(cfg, k) for k in ('size', 'num_frames', 'num_train', 'num_test',
                                                                      'min_speed', 'max_speed', 'seed', 'max_shapes',
                                                                      'plain_background', 'speed_classes',
-                                                                     'monochrome')}
+                                                                     'monochrome', 'kind', 'radius')}
     return {'train': self._generate_examples('train', cfg.num_train),
             'test': self._generate_examples('test', cfg.num_test)}
 
