@@ -227,19 +227,26 @@ def model_flops(config, exp, what: str) -> int:
   m = config.model
   overrides = {k: v for k, v in dict(m.get('overrides', {})).items()}
   t_latent, size = exp.latent_shape[0] - int(config.data.use_image_num), exp.latent_shape[1]
+  b = int(config.data.global_batch_size if what == 'train' else config.sample.batch_size)
+  if config.get('task', 'video') == 't2v':  # the built T2V module's own fields; L caption tokens from the cache
+    fwd = flops.t2v_forward_flops(exp.task.model, input_size=size, num_frames=int(exp.latent_shape[0]),
+                                  text_len=int(exp.task.text_shape[0]), batch_size=b)['total']
+    return flops.TRAIN_FLOPS_MULTIPLIER * fwd if what == 'train' else _per_call(config, what, fwd)
   try:
-    b = int(config.data.global_batch_size if what == 'train' else config.sample.batch_size)
     s = flops.shape_from_name(m.name, input_size=size, num_frames=t_latent, batch_size=b,
                               in_channels=exp.latent_shape[-1], learn_sigma=bool(m.learn_sigma), **overrides)
   except (KeyError, TypeError):
-    return -1  # a model flops.py does not describe (design space, VideoDiT, T2V)
+    return -1  # a model flops.py does not describe (design space, VideoDiT)
   if what == 'train':
     return flops.train_step_flops(s)  # = the video task's flops_per_step() (its MFU figure)
-  fwd = flops.forward_flops(s)['total']
-  cfg = (int(m.get('num_classes', 0)) > 0 or config.get('task', 'video') == 't2v') and \
+  return _per_call(config, what, flops.forward_flops(s)['total'])
+
+
+def _per_call(config, what: str, fwd: int) -> int:
+  """A sampling call's FLOPs from one forward: doubled under guidance, times the steps of the scan."""
+  guided = (int(config.model.get('num_classes', 0)) > 0 or config.get('task', 'video') == 't2v') and \
       float(config.sample.cfg_scale) != 1.0
-  fwd *= 2 if cfg else 1
-  return fwd * (int(config.sample.num_steps) if what == 'sample_scan' else 1)
+  return fwd * (2 if guided else 1) * (int(config.sample.num_steps) if what == 'sample_scan' else 1)
 
 
 def compile_one(fn, args, exp, target, what: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +326,7 @@ def run(config, target_name: str, what_list: list[str], per_device_batch: int = 
     config.sample.batch_size = per_device_batch * data * fsdp
   exp = build_experiment(config, devs)
   base = dict(extra or {}, **_versions(), commit=common.git_commit(dirty=True), host_cpu=common.cpu_model(),
-              host_cores=os.cpu_count())
+              host_cores=os.cpu_count(), xla_flags=os.environ.get('XLA_FLAGS', ''))
   records = []
   step, args, shardings = train_args(exp)
   base['param_bytes_total'] = _total_bytes(args[0].params)
@@ -346,6 +353,19 @@ def main(argv):
       _PER_DEVICE_BATCH.value, _OUT.value)
 
 
+def cuda_gemm_flags(argv: list[str]) -> None:
+  """For a `cuda:` target, compile GEMMs for cuBLAS (`--xla_gpu_enable_triton_gemm=false`) unless XLA_FLAGS
+  already sets the flag. A deviceless compile cannot autotune Triton GEMM tiles, and with them every FrameDiT-H
+  step fails (`INTERNAL: Couldn't find output tile sizes that satisfy hlo`, docs/scaling.md (a)). Must run
+  before jax creates a backend; each record stores the XLA_FLAGS it was compiled with."""
+  targets = [a.split('=', 1)[1] for a in argv if a.startswith('--target=')]
+  targets += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == '--target']
+  flags_env = os.environ.get('XLA_FLAGS', '')
+  if any(t.startswith('cuda') for t in targets) and 'xla_gpu_enable_triton_gemm' not in flags_env:
+    os.environ['XLA_FLAGS'] = (flags_env + ' --xla_gpu_enable_triton_gemm=false').strip()
+
+
 if __name__ == '__main__':
+  cuda_gemm_flags(sys.argv[1:])
   from framedit_jax.train import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)

@@ -30,7 +30,14 @@ def row(r: dict) -> str:
           f"{r['per_device_batch']:g} | {_mesh(r['mesh'])} | {r['remat_policy']}{' scan' if r['scan_blocks'] else ''}"
           f" | {r.get('context_parallel', 'gather')} | {peak} | {r['hbm_bytes'] / GiB:.2f} | {status} | "
           f"{r['compile_s']:.0f} | {_coll(r['collectives']) if 'collectives' in r else '-'} | "
-          f"{r['model_flops_per_device'] / 1e12:.1f} |")
+          f"{_tflops(r)} |")
+
+
+def _tflops(r: dict) -> str:
+  """Model TFLOP per device, or '-' where models/flops.py does not describe the model (aot.py writes -1)."""
+  v = r.get('model_flops_per_device', -1)
+  return f'{v / 1e12:.1f}' if v >= 0 else '-'
+
 
 
 HEADER = ('| step | target | model | T | res | batch/dev | mesh | remat | ctx | peak GiB/dev | HBM GiB | fits | '

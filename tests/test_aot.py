@@ -110,3 +110,19 @@ def test_demo_step_fsdp4_on_v5e(fsdp4):
   # Gradients: the reduce-scatter carries a quarter-sized shard of (most of) the gradient, not the full one.
   assert c['reduce-scatter']['bytes'] + c['all-reduce']['bytes'] < 0.5 * rec['param_bytes_total'], c
   assert rec['model_flops'] > 0 and rec['compile_s'] > 0
+
+
+@pytest.mark.parametrize('argv,env,want', [
+    (['--config=c.py', '--target=cuda:h100x8'], None, '--xla_gpu_enable_triton_gemm=false'),
+    (['--target', 'cuda:h100x1'], '--xla_dump_to=/d', '--xla_dump_to=/d --xla_gpu_enable_triton_gemm=false'),
+    (['--target=cuda:h100x8'], '--xla_gpu_enable_triton_gemm=true', '--xla_gpu_enable_triton_gemm=true'),  # the user's
+    (['--target=tpu:v5e:2x2'], None, None),
+])
+def test_cuda_targets_compile_gemms_for_cublas(monkeypatch, argv, env, want):
+  import aot  # pylint: disable=g-import-not-at-top
+  if env is None:
+    monkeypatch.delenv('XLA_FLAGS', raising=False)
+  else:
+    monkeypatch.setenv('XLA_FLAGS', env)
+  aot.cuda_gemm_flags(argv)
+  assert os.environ.get('XLA_FLAGS') == want

@@ -83,3 +83,26 @@ def test_reported_cost_ratios():
       g = total('FrameDiTG-XL/128-512/2', size, frames) / local
       h = total('FrameDiTH-XL/128-512/2-concat', size, frames) / local
       assert 1.0 <= g <= 1.24 and 1.24 <= h <= 1.35, (size, frames, g, h)
+
+
+T2V_TINY = dict(num_attention_heads=2, attention_head_dim=64, cross_attention_dim=128, num_layers=2, sample_size=8,
+                patch_size=2, in_channels=4, out_channels=8, caption_channels=48, video_length=4)
+
+
+@pytest.mark.parametrize('name,extra', [
+    ('LatteT2V', {}),
+    ('FrameDiTHT2V-XL/256-2-1-2-concat', dict(num_patches=16, num_col_heads=4, qk_col_dim=8, v_col_dim=16)),
+])
+def test_t2v_forward_flops_match_xla(name, extra):
+  """`t2v_forward_flops` of the T2V transformers against XLA's count of the compiled forward (unrolled layers)."""
+  from framedit_jax.models.t2v import get_t2v_model  # pylint: disable=g-import-not-at-top
+  model = get_t2v_model(name, **T2V_TINY, **extra)
+  b, f, l = 2, 4, 256  # a long caption: the cross-attention scores are a tenth of the count
+  x = jnp.zeros((b, f, 8, 8, 4), jnp.float32)
+  t = jnp.zeros((b,), jnp.int32)
+  text = jnp.zeros((b, l, 48), jnp.float32)
+  params = jax.eval_shape(lambda: model.init({'params': jax.random.PRNGKey(0)}, x, t, text))['params']
+  compiled = jax.jit(lambda p, x, t, c: model.apply({'params': p}, x, t, c)).lower(params, x, t, text).compile()
+  analytic = F.t2v_forward_flops(model, input_size=8, num_frames=f, text_len=l, batch_size=b)
+  ratio = _xla_flops(compiled) / analytic['total']
+  assert 1.0 <= ratio < 1.05, (name, analytic, ratio)  # XLA also counts the elementwise work: ~2% here

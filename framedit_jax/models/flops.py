@@ -191,3 +191,49 @@ def temporal_attention_score_elements(s: ModelShape) -> int:
   matrix = b * s.num_col_heads * h * t * t
   return {'local': local, 'full3d': b * h * (t * n)**2, 'matrix': matrix,
           'hybrid': local + matrix}[s.temporal]
+
+
+def t2v_forward_flops(cfg: Any, *, input_size: int, num_frames: int, text_len: int, batch_size: int = 1
+                      ) -> dict[str, int]:
+  """Forward FLOPs of a T2V transformer (`models/t2v`: LatteT2V, FrameDiT-H-T2V), same convention as above.
+
+  Args:
+    cfg: the model's fields (a mapping or the Flax module itself): num_attention_heads, attention_head_dim,
+      num_layers, patch_size, in_channels, out_channels, caption_channels; for FrameDiT-H-T2V also num_col_heads,
+      qk_col_dim, v_col_dim, fuse_mode, bias_type ('col_row' adds its rank-16 bias product per MatrixLinear).
+    input_size: latent H = W; num_frames: F frames the model sees; text_len: caption tokens L (T5, 120 in the
+      official recipes); batch_size: B.
+
+  Returns:
+    dict with 'embed' (patch conv, adaLN-single MLP, caption projection), 'spatial' (self-attention per frame,
+    cross-attention of every token to the caption, MLP), 'temporal', 'final' and 'total' (ints, whole batch).
+    Each of the `num_layers` layers is one spatial and one temporal block (official Latte-T2V layout).
+  """
+  get = cfg.get if hasattr(cfg, 'get') else lambda k, default=None: getattr(cfg, k, default)
+  b, f, l = int(batch_size), int(num_frames), int(text_len)
+  p, d = int(get('patch_size')), int(get('num_attention_heads')) * int(get('attention_head_dim'))
+  n = (int(input_size) // p)**2
+  tokens = b * f * n
+  parts = {
+      'embed': (matmul(tokens, p * p * int(get('in_channels')), d) + matmul(b, 256, d) + matmul(b, d, d) +
+                matmul(b, d, 6 * d) + matmul(b * l, int(get('caption_channels')), d) + matmul(b * l, d, d)),
+      'final': matmul(tokens, d, p * p * int(get('out_channels'))),
+  }
+  cross = 2 * matmul(tokens, d, d) + 2 * matmul(b * l, d, d) + 2 * b * matmul(f * n, d, l)
+  spatial = _mha_linear_flops(tokens, d) + attention_flops(b * f, n, d) + cross + _mlp_flops(tokens, d, 4)
+  temporal = _mha_linear_flops(tokens, d) + attention_flops(b * n, f, d) + _mlp_flops(tokens, d, 4)
+  fuse = get('fuse_mode', None)
+  if get('num_col_heads', None) is not None and fuse != 'local':  # FrameDiT-H-T2V's Matrix Attention branch
+    r_qk, r_v = int(get('qk_col_dim')), int(get('v_col_dim'))
+    shape = ModelShape(temporal='matrix', depth=1, hidden_size=d, num_heads=int(get('num_attention_heads')),
+                       patch_size=p, input_size=int(input_size), num_frames=f, qk_col_dim=r_qk, v_col_dim=r_v,
+                       num_col_heads=int(get('num_col_heads')), batch_size=b)
+    temporal += matrix_attention_flops(shape)
+    if get('bias_type', 'col_row') == 'col_row':  # bias_col (rows, 16) @ bias_row (16, D), once per call
+      temporal += sum(matmul(rows, 16, d) for rows in (r_qk, r_qk, r_v, n))
+    if fuse == 'concat':
+      temporal += matmul(tokens, 2 * d, d)
+  layers = int(get('num_layers'))
+  parts['spatial'], parts['temporal'] = layers * spatial, layers * temporal
+  parts['total'] = sum(parts.values())
+  return parts
