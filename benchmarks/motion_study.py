@@ -69,8 +69,10 @@ def parse_args(argv=None):
                  'clips per half)')
   p.add_argument('--sampler', default=None, help="config.sample.sampler (default: the config's 'euler')")
   p.add_argument('--sample-steps', type=int, default=None)
-  p.add_argument('--cfg-scale', type=float, default=None, help="config.sample.cfg_scale (default: the config's 1, "
-                 'unguided; > 1 guides against the null class)')
+  p.add_argument('--cfg-scale', default=None, help="config.sample.cfg_scale (default: the config's 1, unguided; > 1 "
+                 'guides against the null class); a comma list also scores each further scale, in rows marked '
+                 '"cfg_probe" that the summary leaves out')
+  p.add_argument('--ema-decay', type=float, default=None, help='config.optim.ema_decay (default: the config)')
   p.add_argument('--batch-size', type=int, default=None, help='training batch (default: the config)')
   p.add_argument('--lr', type=float, default=None)
   p.add_argument('--num-frames', type=int, default=None, help='clip length (default: the config, 8)')
@@ -115,6 +117,24 @@ def model_name(design: str, patch: int) -> str:
   return f'{head}/{patch}{tail}'
 
 
+def cfg_scales(args) -> list:
+  """`--cfg-scale` as floats (`[None]` when unset: the config's)."""
+  if args.cfg_scale is None or not str(args.cfg_scale).strip():
+    return [None]
+  try:
+    return [float(c) for c in str(args.cfg_scale).split(',') if c.strip()]
+  except ValueError:
+    raise SystemExit(f'--cfg-scale: {args.cfg_scale!r} is not a comma list of numbers.') from None
+
+
+def sample_class(tr, ema, key, n: int, k: int, cfg_scale: float) -> np.ndarray:
+  """`n` videos of class `k` from `ema`, guided at `cfg_scale`, in batches of 16 (`VideoTask.generate`)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return np.concatenate([tr.exp.generate(ema, jax.random.fold_in(key, i), min(16, n - i),
+                                         np.full((min(16, n - i),), k, np.int32), cfg_scale=cfg_scale)
+                         for i in range(0, n, 16)])
+
+
 def build_config(args, design: str, seed: int):
   from configs import motion_study  # pylint: disable=g-import-not-at-top
   config = motion_study.get_config()
@@ -122,7 +142,8 @@ def build_config(args, design: str, seed: int):
   config.model.name = model_name(design, args.patch)
   config.data.data_dir = args.data_dir
   for value, path in ((args.dataset, 'data.dataset'), (args.sampler, 'sample.sampler'),
-                      (args.sample_steps, 'sample.num_steps'), (args.cfg_scale, 'sample.cfg_scale'),
+                      (args.sample_steps, 'sample.num_steps'), (cfg_scales(args)[0], 'sample.cfg_scale'),
+                      (args.ema_decay, 'optim.ema_decay'),
                       (args.batch_size, 'data.global_batch_size'),
                       (args.lr, 'optim.lr'), (args.num_frames, 'data.num_frames'), (args.steps, 'train.num_steps'),
                       (args.hidden_size, 'model.overrides.hidden_size'), (args.depth, 'model.overrides.depth'),
@@ -276,6 +297,7 @@ def main(argv=None):
     if d not in DESIGNS:
       raise SystemExit(f'--designs: unknown design {d!r}; choose from {", ".join(DESIGNS)}.')
   seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
+  scales = cfg_scales(args)
   t_start = time.perf_counter()
   import jax  # pylint: disable=g-import-not-at-top
   from framedit_jax.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -325,19 +347,18 @@ def main(argv=None):
     print(f'seed {seed}: trained in {(time.perf_counter() - t0) / 60:.1f} min wall; median step ms: '
           + ', '.join(f'{t.design} {np.median(t.step_times) * 1e3:.0f}' for t in trainees), flush=True)
     for tr, (at, (ema, train_s)) in ((tr, snap) for tr in trainees for snap in sorted(tr.snapshots.items())):
-      for k, split in enumerate(SPLITS):
+      for (k, split), ci in ((ks, ci) for ks in enumerate(SPLITS) for ci in range(len(scales))):
         t0 = time.perf_counter()
         key = jax.random.fold_in(jax.random.PRNGKey(seed + 1), k)
-        n = args.samples
-        videos = np.concatenate([tr.exp.generate(ema, jax.random.fold_in(key, i), min(16, n - i),
-                                                 np.full((min(16, n - i),), k, np.int32))
-                                 for i in range(0, n, 16)])
+        cfg_scale = float(tr.config.sample.cfg_scale) if ci == 0 else scales[ci]
+        videos = sample_class(tr, ema, key, args.samples, k, cfg_scale)
         sample_s = time.perf_counter() - t0
         metrics = scorers[k].score(videos)
-        if seed == seeds[0] and at == steps:
+        if seed == seeds[0] and at == steps and ci == 0:
           strips[f'{tr.design}/{split}'] = videos[:1]
         row = {'design': tr.design, 'label': LABELS[tr.design], 'model': tr.config.model.name, 'seed': seed,
-               'split': split, 'class': k, 'steps': at, 'final': at == steps, 'train_s': train_s,
+               'split': split, 'class': k, 'steps': at, 'final': at == steps and ci == 0,
+               'cfg_scale': cfg_scale, 'cfg_probe': ci > 0, 'train_s': train_s,
                'median_step_s': float(np.median(tr.step_times)), 'compile_s': tr.compile_s, 'params': tr.params,
                'loss_first20': float(np.mean(tr.losses[:20])), 'loss_last100': float(np.mean(tr.losses[max(0, at - 100):at])),
                'num_samples': len(videos), 'num_real_per_half': len(scorers[k].real_a),
@@ -355,7 +376,7 @@ def main(argv=None):
                'trial': args.trial, 'git_commit': header['git_commit']}
         rows.append(row)
         write(row)
-        print(f'seed {seed} {tr.design:9s} step {at:5d} {split:5s}: MFD {metrics["mfd"]:7.3f} ({row["mfd_ratio"]:.2f}x real vs '
+        print(f'seed {seed} {tr.design:9s} step {at:5d} {split:5s} cfg {cfg_scale:g}: MFD {metrics["mfd"]:7.3f} ({row["mfd_ratio"]:.2f}x real vs '
               f'real)  FCD {metrics["fcd"]:7.3f}  speed {metrics["mean_speed_samples"]:.2f}  incoherent '
               f'{metrics["incoherent_fraction_samples"]:.2f}  (sampled {sample_s:.0f} s)', flush=True)
 

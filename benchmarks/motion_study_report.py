@@ -175,7 +175,8 @@ def main(argv=None):
   rows = []
   for path in args.runs:
     with open(path) as f:
-      rows += [r for r in map(json.loads, f) if 'seed' in r and 'split' in r and not r.get('summary')]
+      rows += [r for r in map(json.loads, f) if 'seed' in r and 'split' in r and not r.get('summary')
+             and not r.get('cfg_probe')]
   rows = [r for r in rows if (r['steps'] == args.steps if args.steps else r.get('final', True))]
   if not rows:
     raise SystemExit(f'no per-seed rows{" at " + str(args.steps) + " steps" if args.steps else ""} in {args.runs}.')

@@ -180,3 +180,31 @@ def test_calibration_damages_do_what_they_say():
   changed = np.any(d['edge_noise 0.4'] != clips, axis=-1, keepdims=True)
   edges = motion_calibration.edge_mask(clips)
   assert changed.any() and not np.any(changed & ~edges)
+
+
+def test_guidance_probe_samples_as_the_configured_sampler(tmp_path):
+  """`--cfg-scale 1,s`: the probe's samples at scale s are those of an Experiment configured with
+  `sample.cfg_scale = s` (the library's own guided path), differ from the unguided ones, and leave the
+  sampler's own scale as it was."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from framedit_jax.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  study = _load_study()
+  args = study.parse_args(['--smoke', '--cfg-scale', '1,2.5', '--data-dir', str(tmp_path)])
+  assert study.cfg_scales(args) == [1.0, 2.5]
+  with pytest.raises(SystemExit, match='--cfg-scale'):
+    study.cfg_scales(study.parse_args(['--cfg-scale', '1,x']))
+  tr = study.Trainee('local', study.build_config(args, 'local', 0))
+  leaves, tree = jax.tree.flatten(tr.state.params)
+  keys = jax.random.split(jax.random.PRNGKey(3), len(leaves))  # away from the zero-initialised output layer
+  params = jax.tree.unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+  key = jax.random.PRNGKey(11)
+  guided = study.sample_class(tr, params, key, 3, 1, 2.5)
+  unguided = study.sample_class(tr, params, key, 3, 1, 1.0)
+  assert tr.exp.sampler().cfg_scale == 1.0
+  config = study.build_config(args, 'local', 0)
+  with config.unlocked():
+    config.sample.cfg_scale = 2.5
+  reference = experiment_lib.Experiment(config).generate(params, jax.random.fold_in(key, 0), 3,
+                                                          np.full((3,), 1, np.int32))
+  np.testing.assert_allclose(guided, reference, atol=1e-5)
+  assert np.abs(guided - unguided).max() > 1e-2

@@ -102,15 +102,16 @@ class Sampler:
     return self._compiled[cache_key]
 
   def __call__(self, params, key: jax.Array, shape: tuple[int, ...], cond: dict[str, Any] | None = None,
-               null_cond: dict[str, Any] | None = None) -> jax.Array:
-    """Latents of ``shape = (B, T, h, w, C)``; guided with ``config.sample.cfg_scale`` when ``null_cond`` is given.
+               null_cond: dict[str, Any] | None = None, cfg_scale: float | None = None) -> jax.Array:
+    """Latents of ``shape = (B, T, h, w, C)``; guided when ``null_cond`` is given, with ``cfg_scale`` (default
+    ``config.sample.cfg_scale``; a traced argument, so another scale does not recompile).
 
     The same ``key`` gives the same latents. ``cond`` leaves have leading axis B.
     """
     guided = null_cond is not None
     params = to_device_memory(params)  # EMA weights kept in host memory (config.train.host_offload)
-    return self.compiled(shape, guided)(params, key, cond, null_cond if guided else None,
-                                        jnp.float32(self.cfg_scale))
+    scale = self.cfg_scale if cfg_scale is None else float(cfg_scale)
+    return self.compiled(shape, guided)(params, key, cond, null_cond if guided else None, jnp.float32(scale))
 
   def num_compiles(self) -> int:
     """How many executables the cached samplers hold (one per distinct shape and guidance)."""
@@ -118,7 +119,7 @@ class Sampler:
 
 
 def generate(sampler: Sampler, params, key: jax.Array, shape: tuple[int, ...], cond: dict[str, Any] | None = None,
-             null_cond: dict[str, Any] | None = None, vae=None) -> np.ndarray:
+             null_cond: dict[str, Any] | None = None, vae=None, cfg_scale: float | None = None) -> np.ndarray:
   """Samples ``shape[0]`` videos and brings them to the host.
 
   Args:
@@ -127,12 +128,13 @@ def generate(sampler: Sampler, params, key: jax.Array, shape: tuple[int, ...], c
     shape: latent shape ``(B, T, h, w, C)``.
     cond, null_cond: see ``label_condition`` / ``text_condition``.
     vae: object with ``decode_video`` (None = pixel space).
+    cfg_scale: guidance scale when ``null_cond`` is given (default: the sampler's ``config.sample.cfg_scale``).
 
   Returns:
     float32 ``(B, T, H, W, 3)`` in [-1, 1] (clipped); on several hosts only this process's rows
     (``addressable_to_host``).
   """
-  z = sampler(params, key, shape, cond, null_cond)
+  z = sampler(params, key, shape, cond, null_cond, cfg_scale)
   if vae is not None:
     z = vae.decode_video(z)
   return np.clip(addressable_to_host(z).astype(np.float32), -1.0, 1.0)

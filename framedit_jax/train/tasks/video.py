@@ -192,14 +192,16 @@ class VideoTask(Task):
       self._sampler = gen.Sampler(gen.class_apply_fn(self.model), self.config, self.vae.latent_channels)
     return self._sampler
 
-  def generate(self, params, key: jax.Array, num: int, labels: np.ndarray | None = None) -> np.ndarray:
+  def generate(self, params, key: jax.Array, num: int, labels: np.ndarray | None = None,
+               cfg_scale: float | None = None) -> np.ndarray:
     """``num`` videos, float32 ``(num, num_frames, H, W, 3)`` in [-1, 1], decoded by the VAE for latent
-    models; image-joint frames are dropped. ``labels``: int ``(num,)`` for class-conditional models (guided
-    against the null label when ``config.sample.cfg_scale != 1``)."""
-    cond, null_cond = gen.label_condition(labels, int(self.config.model.num_classes), self.config.sample.cfg_scale)
+    models; image-joint frames are dropped. ``labels``: int ``(num,)`` for class-conditional models, guided
+    against the null label when ``cfg_scale`` (default ``config.sample.cfg_scale``) is not 1."""
+    scale = float(self.config.sample.cfg_scale if cfg_scale is None else cfg_scale)
+    cond, null_cond = gen.label_condition(labels, int(self.config.model.num_classes), scale)
     with jax.set_mesh(self.mesh):
       videos = gen.generate(self.sampler(), params, key, (int(num),) + self.latent_shape, cond, null_cond,
-                            vae=None if self.pixel_space else self.vae)
+                            vae=None if self.pixel_space else self.vae, cfg_scale=scale)
     return videos[:, :int(self.config.data.num_frames)]
 
   def default_labels(self, n: int, start: int = 0) -> np.ndarray | None:
